@@ -1,0 +1,579 @@
+"""The local stack without Docker: PostgreSQL from Debian packages, Apache Kafka from Maven Central.
+
+Everything it keeps (database cluster, Kafka log dir, logs, pid files, the generated database
+password, the resolved Kafka jars) lives under `.run/` at the repository root. Every command is
+idempotent: `up` installs what is missing, starts what is stopped and waits until both answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / ".run"
+KAFKA_DEPLOY = ROOT / "deploy" / "kafka"
+ENV_FILE = RUN / "stack.env"
+
+PG_DIR = RUN / "postgres"
+PG_DATA = PG_DIR / "data"
+PG_SOCKET = PG_DIR / "socket"
+PG_LOG = PG_DIR / "postgres.log"
+PG_PASSWORD_FILE = PG_DIR / "otc-password"
+
+KAFKA_DIR = RUN / "kafka"
+KAFKA_DATA = KAFKA_DIR / "data"
+KAFKA_LOG = KAFKA_DIR / "kafka.log"
+KAFKA_PID = KAFKA_DIR / "kafka.pid"
+KAFKA_PROPERTIES = KAFKA_DIR / "server.properties"
+
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Ports and sizes of the local stack, from `OTC_` environment variables."""
+
+    pg_port: int
+    kafka_port: int
+    kafka_controller_port: int
+    partitions: int
+    kafka_heap: str
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        return cls(
+            pg_port=int(os.environ.get("OTC_PG_PORT", "5432")),
+            kafka_port=int(os.environ.get("OTC_KAFKA_PORT", "9092")),
+            kafka_controller_port=int(os.environ.get("OTC_KAFKA_CONTROLLER_PORT", "9093")),
+            partitions=int(os.environ.get("OTC_KAFKA_PARTITIONS", "12")),
+            kafka_heap=os.environ.get("OTC_KAFKA_HEAP", "512m"),
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def topics(self) -> dict[str, int]:
+        """The topics of DESIGN.md section 5 with their partition counts."""
+        return {
+            "otc.commands": self.partitions,
+            "otc.replies": self.partitions,
+            "otc.order-events": self.partitions,
+            "otc.commands.dlq": 3,
+        }
+
+
+def say(message: str) -> None:
+    print(message, flush=True)  # noqa: T201 - this is a command-line tool
+
+
+def run(
+    cmd: list[str], *, check: bool = True, quiet: bool = False
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd,
+        check=check,
+        text=True,
+        stdout=subprocess.PIPE if quiet else None,
+        stderr=subprocess.PIPE if quiet else None,
+    )
+
+
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def pg_bin_dir() -> Path | None:
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return candidates[-1].parent if candidates else None
+
+
+def install_postgres() -> Path:
+    found = pg_bin_dir()
+    if found is not None:
+        return found
+    say("postgres: not installed; installing the Debian packages")
+    sudo = [] if is_root() else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-q", "postgresql", "postgresql-contrib"],
+        check=True,
+        env=env,
+    )
+    found = pg_bin_dir()
+    if found is None:
+        raise SystemExit("postgres: apt-get finished but no initdb was found")
+    # The package starts a default cluster of its own; ours runs from .run/ instead.
+    version = found.parent.name
+    run(["pg_ctlcluster", version, "main", "stop"], check=False, quiet=True)
+    return found
+
+
+def as_pg_owner(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run its programs as the `postgres` user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if is_root() else cmd
+
+
+def prepare_pg_dirs() -> None:
+    PG_DIR.mkdir(parents=True, exist_ok=True)
+    PG_SOCKET.mkdir(parents=True, exist_ok=True)
+    if not is_root():
+        return
+    # The postgres user must be able to reach .run/postgres: give traverse rights on the way.
+    for parent in reversed(PG_DIR.parents):
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            say(f"postgres: adding o+x to {parent} so the postgres user can reach {PG_DIR}")
+            parent.chmod(mode | 0o001)
+    shutil.chown(PG_DIR, "postgres", "postgres")
+    shutil.chown(PG_SOCKET, "postgres", "postgres")
+
+
+def pg_password() -> str:
+    if not PG_PASSWORD_FILE.exists():
+        PG_PASSWORD_FILE.write_text(secrets.token_urlsafe(24))
+        PG_PASSWORD_FILE.chmod(0o600)
+    return PG_PASSWORD_FILE.read_text().strip()
+
+
+def init_cluster(bin_dir: Path, cfg: StackConfig) -> None:
+    if (PG_DATA / "PG_VERSION").exists():
+        return
+    say(f"postgres: creating a cluster in {PG_DATA}")
+    run(
+        as_pg_owner(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(PG_DATA),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+        ),
+        quiet=True,
+    )
+    with (PG_DATA / "postgresql.conf").open("a") as conf:
+        conf.write(
+            "\n# deploy/local/stack.py\n"
+            "listen_addresses = '127.0.0.1'\n"
+            f"port = {cfg.pg_port}\n"
+            f"unix_socket_directories = '{PG_SOCKET}'\n"
+            "max_connections = 300\n"
+            "shared_buffers = 256MB\n"
+            "max_prepared_transactions = 0\n",
+        )
+
+
+def pg_running(bin_dir: Path) -> bool:
+    if not (PG_DATA / "PG_VERSION").exists():
+        return False
+    result = run(
+        as_pg_owner([str(bin_dir / "pg_ctl"), "-D", str(PG_DATA), "status"]),
+        check=False,
+        quiet=True,
+    )
+    return result.returncode == 0
+
+
+def start_postgres(bin_dir: Path, cfg: StackConfig) -> None:
+    if pg_running(bin_dir):
+        say(f"postgres: already running on 127.0.0.1:{cfg.pg_port}")
+        return
+    if port_open(cfg.pg_port):
+        raise SystemExit(
+            f"postgres: port {cfg.pg_port} is taken by another server; "
+            "stop it or set OTC_PG_PORT to a free port",
+        )
+    started = time.monotonic()
+    run(
+        as_pg_owner(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(PG_DATA),
+                "-l",
+                str(PG_LOG),
+                "-o",
+                f"-p {cfg.pg_port}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        ),
+        quiet=True,
+    )
+    wait_for("postgres", lambda: pg_ready(bin_dir, cfg))
+    say(f"postgres: started on 127.0.0.1:{cfg.pg_port} in {time.monotonic() - started:.1f}s")
+
+
+def pg_ready(bin_dir: Path, cfg: StackConfig) -> bool:
+    cmd = [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(cfg.pg_port)]
+    return run(cmd, check=False, quiet=True).returncode == 0
+
+
+def psql(bin_dir: Path, cfg: StackConfig, sql: str, database: str = "postgres") -> str:
+    cmd = [
+        str(bin_dir / "psql"),
+        "-X",
+        "-q",
+        "-t",
+        "-A",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        str(PG_SOCKET),
+        "-p",
+        str(cfg.pg_port),
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        "-c",
+        sql,
+    ]
+    return run(as_pg_owner(cmd), quiet=True).stdout.strip()
+
+
+def ensure_role_and_database(bin_dir: Path, cfg: StackConfig) -> None:
+    password = pg_password().replace("'", "''")
+    psql(
+        bin_dir,
+        cfg,
+        "DO $$ BEGIN "
+        "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'otc') THEN "
+        f"CREATE ROLE otc LOGIN CREATEDB PASSWORD '{password}'; "
+        f"ELSE ALTER ROLE otc LOGIN CREATEDB PASSWORD '{password}'; END IF; END $$;",
+    )
+    if psql(bin_dir, cfg, "SELECT 1 FROM pg_database WHERE datname = 'otc'") != "1":
+        psql(bin_dir, cfg, "CREATE DATABASE otc OWNER otc")
+        say("postgres: created role otc and database otc")
+
+
+def stop_postgres() -> None:
+    bin_dir = pg_bin_dir()
+    if bin_dir is None or not pg_running(bin_dir):
+        say("postgres: not running")
+        return
+    run(
+        as_pg_owner([str(bin_dir / "pg_ctl"), "-D", str(PG_DATA), "-m", "fast", "-w", "stop"]),
+        quiet=True,
+    )
+    say("postgres: stopped")
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+def kafka_version() -> str:
+    pom = (KAFKA_DEPLOY / "pom.xml").read_text()
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    if match is None:
+        raise SystemExit("kafka: deploy/kafka/pom.xml names no kafka.version")
+    return match.group(1)
+
+
+def kafka_lib_dir() -> Path:
+    return RUN / "cache" / f"kafka-{kafka_version()}" / "lib"
+
+
+def resolve_kafka_jars() -> Path:
+    """Copy Kafka and its runtime dependencies from Maven Central into the ignored cache."""
+    lib = kafka_lib_dir()
+    pom = KAFKA_DEPLOY / "pom.xml"
+    stamp = lib / ".pom-sha256"
+    want = hashlib.sha256(pom.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == want:
+        return lib
+    if shutil.which("mvn") is None:
+        raise SystemExit("kafka: Maven (mvn) is required to resolve the Kafka jars")
+    say(f"kafka: resolving Apache Kafka {kafka_version()} from Maven Central into {lib}")
+    started = time.monotonic()
+    if lib.exists():
+        shutil.rmtree(lib)
+    run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib}",
+            "-DincludeScope=runtime",
+        ],
+    )
+    stamp.write_text(want)
+    say(f"kafka: jars resolved in {time.monotonic() - started:.1f}s")
+    return lib
+
+
+def write_kafka_properties(cfg: StackConfig) -> None:
+    text = (KAFKA_DEPLOY / "server.properties").read_text()
+    text = text.replace("127.0.0.1:9093", f"127.0.0.1:{cfg.kafka_controller_port}")
+    text = text.replace("127.0.0.1:9092", f"127.0.0.1:{cfg.kafka_port}")
+    text += f"\n# set by deploy/local/stack.py\nlog.dirs={KAFKA_DATA}\n"
+    KAFKA_DIR.mkdir(parents=True, exist_ok=True)
+    KAFKA_PROPERTIES.write_text(text)
+
+
+def java_cmd(lib: Path, main_class: str, *args: str, heap: str = "256m") -> list[str]:
+    return [
+        "java",
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={KAFKA_DEPLOY / 'log4j2.properties'}",
+        "-cp",
+        f"{lib}/*",
+        main_class,
+        *args,
+    ]
+
+
+def kafka_cluster_id() -> str:
+    """A Kafka `Uuid` in its text form: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def format_kafka_storage(lib: Path) -> None:
+    if (KAFKA_DATA / "meta.properties").exists():
+        return
+    say(f"kafka: formatting the KRaft log dir {KAFKA_DATA}")
+    run(
+        java_cmd(
+            lib,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            kafka_cluster_id(),
+            "-c",
+            str(KAFKA_PROPERTIES),
+        ),
+        quiet=True,
+    )
+
+
+def kafka_pid() -> int | None:
+    """The pid of our broker if it is alive, judged by its command line."""
+    if not KAFKA_PID.exists():
+        return None
+    pid = int(KAFKA_PID.read_text().strip() or "0")
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if pid <= 0 or not cmdline.exists():
+        return None
+    return pid if b"kafka.Kafka" in cmdline.read_bytes() else None
+
+
+def start_kafka(cfg: StackConfig) -> None:
+    lib = resolve_kafka_jars()
+    if kafka_pid() is not None:
+        say(f"kafka: already running on {cfg.bootstrap} (pid {kafka_pid()})")
+        asyncio.run(wait_for_broker(cfg))
+        return
+    if port_open(cfg.kafka_port):
+        raise SystemExit(
+            f"kafka: port {cfg.kafka_port} is taken by another process; "
+            "stop it or set OTC_KAFKA_PORT to a free port",
+        )
+    write_kafka_properties(cfg)
+    format_kafka_storage(lib)
+    started = time.monotonic()
+    with KAFKA_LOG.open("ab") as log:
+        process = subprocess.Popen(
+            java_cmd(lib, "kafka.Kafka", str(KAFKA_PROPERTIES), heap=cfg.kafka_heap),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=KAFKA_DIR,
+        )
+    KAFKA_PID.write_text(str(process.pid))
+    asyncio.run(wait_for_broker(cfg, process))
+    say(f"kafka: broker started on {cfg.bootstrap} in {time.monotonic() - started:.1f}s")
+
+
+async def wait_for_broker(cfg: StackConfig, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until a metadata request to the broker succeeds."""
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415 - only once the venv exists
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refused connects are expected here
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"kafka: the broker exited with {process.returncode}; see {KAFKA_LOG}")
+        admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            await admin.describe_cluster()
+        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"kafka: not ready after {READY_TIMEOUT_S:.0f}s; see {KAFKA_LOG}"
+                ) from None
+            await asyncio.sleep(0.5)
+        else:
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+
+async def ensure_topics(cfg: StackConfig) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name=name, num_partitions=count, replication_factor=1)
+            for name, count in cfg.topics().items()
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+            say(
+                "kafka: created topics "
+                + ", ".join(f"{t.name} ({t.num_partitions})" for t in missing)
+            )
+    finally:
+        await admin.close()
+
+
+def stop_kafka() -> None:
+    pid = kafka_pid()
+    if pid is None:
+        say("kafka: not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+    KAFKA_PID.unlink(missing_ok=True)
+    say("kafka: stopped")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def wait_for(name: str, ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not ready():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{name}: not ready after {READY_TIMEOUT_S:.0f}s")
+        time.sleep(0.2)
+
+
+def write_env_file(cfg: StackConfig) -> None:
+    """Connection settings for `source .run/stack.env`; mode 600, for it holds the password."""
+    ENV_FILE.write_text(
+        f"export OTC_PG_HOST=127.0.0.1\n"
+        f"export OTC_PG_PORT={cfg.pg_port}\n"
+        f"export OTC_PG_DBNAME=otc\n"
+        f"export OTC_PG_USER=otc\n"
+        f"export OTC_PG_PASSWORD={pg_password()}\n"
+        f"export OTC_KAFKA_BOOTSTRAP={cfg.bootstrap}\n",
+    )
+    ENV_FILE.chmod(0o600)
+
+
+def up(cfg: StackConfig) -> None:
+    started = time.monotonic()
+    RUN.mkdir(exist_ok=True)
+    bin_dir = install_postgres()
+    prepare_pg_dirs()
+    pg_password()
+    init_cluster(bin_dir, cfg)
+    start_postgres(bin_dir, cfg)
+    ensure_role_and_database(bin_dir, cfg)
+    start_kafka(cfg)
+    asyncio.run(ensure_topics(cfg))
+    write_env_file(cfg)
+    say(f"stack: up in {time.monotonic() - started:.1f}s")
+    say(f"  postgres  postgresql://otc@127.0.0.1:{cfg.pg_port}/otc")
+    say(f"  kafka     {cfg.bootstrap}  (topics: {', '.join(cfg.topics())})")
+    say(f"  settings  source {ENV_FILE}")
+
+
+def down(*, purge: bool) -> None:
+    stop_kafka()
+    stop_postgres()
+    if purge:
+        for path in (KAFKA_DIR, PG_DIR, ENV_FILE):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        say("stack: state under .run/ removed (the jar cache is kept)")
+
+
+def status(cfg: StackConfig) -> int:
+    bin_dir = pg_bin_dir()
+    pg_up = bin_dir is not None and pg_running(bin_dir)
+    kafka_up = kafka_pid() is not None and port_open(cfg.kafka_port)
+    pg_text = f"running on 127.0.0.1:{cfg.pg_port}" if pg_up else "stopped"
+    if bin_dir is None:
+        pg_text = "not installed"
+    say(f"postgres  {pg_text}  (data {PG_DATA})")
+    kafka_text = f"running on {cfg.bootstrap}, pid {kafka_pid()}" if kafka_up else "stopped"
+    say(f"kafka     {kafka_text}  (Apache Kafka {kafka_version()}, log {KAFKA_LOG})")
+    return 0 if pg_up and kafka_up else 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="install what is missing, start what is stopped, wait until ready")
+    down_parser = sub.add_parser("down", help="stop Kafka and PostgreSQL")
+    down_parser.add_argument("--purge", action="store_true", help="also delete their state")
+    sub.add_parser("status", help="say what runs where; exit 3 when something is stopped")
+    args = parser.parse_args()
+    cfg = StackConfig.from_env()
+    if args.command == "up":
+        up(cfg)
+    elif args.command == "down":
+        down(purge=args.purge)
+    else:
+        sys.exit(status(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""`otc`: the operator's command line. Later issues add resources, commands, audit and more."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from services.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="OTC order engine: operator commands.")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    typer.echo(json.dumps(Settings().model_dump(mode="json"), indent=2))
+
+
+@app.callback()
+def root() -> None:
+    """OTC order engine."""
+
+
+def main() -> None:
+    app()

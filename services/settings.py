@@ -1,0 +1,63 @@
+"""The one configuration object of every process: environment variables with the prefix `OTC_`.
+
+Defaults point at loopback. No secret has a default: the database password must be given
+(`deploy/local/up` writes it to `.run/stack.env` for the local stack).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from psycopg.conninfo import make_conninfo
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OTC_", extra="ignore", frozen=True)
+
+    pg_host: str = Field(default="127.0.0.1", description="PostgreSQL host")
+    pg_port: int = Field(default=5432, description="PostgreSQL port")
+    pg_dbname: str = Field(default="otc", description="PostgreSQL database")
+    pg_user: str = Field(default="otc", description="PostgreSQL role")
+    pg_password: SecretStr = Field(description="PostgreSQL password; required, no default")
+    pg_pool_size: int = Field(default=10, ge=1, description="connections per process")
+
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_partitions: int = Field(default=12, ge=1, description="partitions of commands and events")
+    commands_topic: str = "otc.commands"
+    replies_topic: str = "otc.replies"
+    events_topic: str = "otc.order-events"
+    dlq_topic: str = "otc.commands.dlq"
+
+    quote_ttl_seconds: int = Field(default=30, gt=0, description="lifetime of a quote")
+    min_eur_amount: Decimal = Field(default=Decimal("10.00"), description="smallest EUR size")
+    max_eur_amount: Decimal = Field(default=Decimal("1000000.00"), description="largest EUR size")
+    min_usdc_amount: Decimal = Field(default=Decimal("10.000000"), description="smallest USDC size")
+    max_usdc_amount: Decimal = Field(
+        default=Decimal("1000000.000000"),
+        description="largest USDC size",
+    )
+
+    def postgres_env(self, schema: str = "public") -> dict[str, str]:
+        """The environment of an eventsourcing `Application` on this database."""
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.pg_dbname,
+            "POSTGRES_HOST": self.pg_host,
+            "POSTGRES_PORT": str(self.pg_port),
+            "POSTGRES_USER": self.pg_user,
+            "POSTGRES_PASSWORD": self.pg_password.get_secret_value(),
+            "POSTGRES_SCHEMA": schema,
+            "POSTGRES_POOL_SIZE": str(self.pg_pool_size),
+        }
+
+    def conninfo(self) -> str:
+        """A libpq connection string (holds the password: never log it)."""
+        return make_conninfo(
+            host=self.pg_host,
+            port=self.pg_port,
+            dbname=self.pg_dbname,
+            user=self.pg_user,
+            password=self.pg_password.get_secret_value(),
+        )

@@ -1,0 +1,77 @@
+"""Fixtures shared by the integration and end-to-end tests.
+
+The stack is brought up by `deploy/local/up` (idempotent: it reuses a running stack). Each test
+gets isolated state: a database of its own and topics or consumer groups with unique names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from psycopg import sql
+
+from services.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_FILE = ROOT / ".run" / "stack.env"
+
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    pattern = re.compile(r"^export (OTC_[A-Z_]+)=(.*)$")
+    found = (pattern.match(line) for line in path.read_text().splitlines())
+    return {m.group(1): m.group(2) for m in found if m is not None}
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Settings:
+    """Settings of the running local stack; starts it first when the environment names none."""
+    if "OTC_PG_PASSWORD" not in os.environ:
+        subprocess.run([str(ROOT / "deploy" / "local" / "up")], check=True)  # noqa: S603 - our own script
+        os.environ.update(read_env_file(ENV_FILE))
+    return Settings()
+
+
+@pytest.fixture
+def settings(stack_settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at a fresh database of this test's own, dropped afterwards."""
+    name = unique_name("test").replace("-", "_")
+    with psycopg.connect(stack_settings.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield stack_settings.model_copy(update={"pg_dbname": name})
+    with psycopg.connect(stack_settings.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def new_topic(stack_settings: Settings) -> AsyncIterator[TopicFactory]:
+    """Creates topics with unique names for this test and deletes them afterwards."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap)
+    await admin.start()
+    created: list[str] = []
+
+    async def create(prefix: str = "t", partitions: int = 1) -> str:
+        name = unique_name(prefix)
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        if created:
+            await admin.delete_topics(created)
+        await admin.close()

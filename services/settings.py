@@ -7,6 +7,7 @@ Defaults point at loopback. No secret has a default: the database password must 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from psycopg.conninfo import make_conninfo
 from pydantic import Field, SecretStr
@@ -38,6 +39,29 @@ class Settings(BaseSettings):
         default=Decimal("1000000.000000"),
         description="largest USDC size",
     )
+
+    upstreams: Literal["fake", "sandbox"] = Field(
+        default="fake",
+        description="fake: in-process fakes of provider and chain; sandbox: the HTTP parties",
+    )
+    engine_group: str = Field(default="otc-engine", description="the engine's consumer group")
+    engine_batch_size: int = Field(default=500, ge=1, description="commands per batch")
+    provider_url: str = Field(default="http://127.0.0.1:8101", description="liquidity provider")
+    provider_token: SecretStr | None = Field(default=None, description="provider API token")
+    bank_url: str = Field(default="http://127.0.0.1:8102", description="EUR core banking")
+    chain_url: str = Field(default="http://127.0.0.1:8103", description="USDC chain")
+    upstream_timeout_seconds: float = Field(default=5.0, gt=0, description="per HTTP call")
+    upstream_max_attempts: int = Field(default=4, ge=1, description="tries of a retryable call")
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as `OTC_` environment variables, to start another process with."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            env[f"OTC_{name.upper()}"] = str(plain)
+        return env
 
     def postgres_env(self, schema: str = "public") -> dict[str, str]:
         """The environment of an eventsourcing `Application` on this database."""

@@ -75,3 +75,18 @@ async def new_topic(stack_settings: Settings) -> AsyncIterator[TopicFactory]:
         if created:
             await admin.delete_topics(created)
         await admin.close()
+
+
+@pytest.fixture
+async def otc_settings(settings: Settings, new_topic: TopicFactory) -> Settings:
+    """A database and the four topics of DESIGN.md section 5, all of this test's own."""
+    return settings.model_copy(
+        update={
+            "commands_topic": await new_topic("commands", partitions=3),
+            "replies_topic": await new_topic("replies", partitions=3),
+            "events_topic": await new_topic("events", partitions=3),
+            "dlq_topic": await new_topic("dlq"),
+            "engine_group": unique_name("engine"),
+            "upstreams": "fake",
+        },
+    )

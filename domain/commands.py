@@ -1,0 +1,176 @@
+"""Commands: imperative requests to the engine, as pydantic models (camelCase on the wire).
+
+The envelope fields (command id, order, customer, actor, idempotency key, time) are common to
+every command; each command adds its own payload fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictStr, field_validator
+from pydantic.alias_generators import to_camel
+
+from domain.order import Actor, ActorKind, Side
+
+
+def _decimal_from_text(value: object) -> object:
+    if isinstance(value, float):
+        raise ValueError("amounts travel as decimal strings, never as floats")  # noqa: TRY004
+    return value
+
+
+DecimalText = Annotated[
+    Decimal,
+    Field(json_schema_extra={"type": "string"}),
+    PlainSerializer(str, return_type=str, when_used="json"),
+]
+
+
+class ActorRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ActorKind
+    id: StrictStr = Field(min_length=1, max_length=200)
+
+    def to_actor(self) -> Actor:
+        return Actor(self.kind, self.id)
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+    command_id: UUID
+    order_id: UUID
+    customer_id: UUID
+    actor: ActorRef
+    idempotency_key: UUID | None = None
+    issued_at: datetime
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_floats(cls, value: object) -> object:
+        return _decimal_from_text(value)
+
+    def fingerprint_payload(self) -> dict[str, object]:
+        """What identifies the request behind an idempotency key: type, target and payload."""
+        envelope = {"command_id", "customer_id", "actor", "idempotency_key", "issued_at"}
+        return {"type": type(self).__name__, **self.model_dump(mode="json", exclude=envelope)}
+
+
+class RequestQuote(Command):
+    type: Literal["RequestQuote"] = "RequestQuote"
+    side: Side = Side.BUY
+    source_id: UUID
+    destination_id: UUID
+    source_amount: DecimalText
+
+    def fingerprint_payload(self) -> dict[str, object]:
+        # A retried quote carries a new order id: the key, not the id, names the request.
+        payload = super().fingerprint_payload()
+        payload.pop("order_id")
+        return payload
+
+
+class Requote(Command):
+    type: Literal["Requote"] = "Requote"
+
+
+class ConfirmQuote(Command):
+    type: Literal["ConfirmQuote"] = "ConfirmQuote"
+    side: Side = Side.BUY
+    max_slippage_bps: int | None = Field(default=None, ge=0, le=10_000)
+
+
+class CancelOrder(Command):
+    type: Literal["CancelOrder"] = "CancelOrder"
+
+
+class ExpireQuote(Command):
+    type: Literal["ExpireQuote"] = "ExpireQuote"
+
+
+class ApproveOrder(Command):
+    type: Literal["ApproveOrder"] = "ApproveOrder"
+    rate: DecimalText | None = Field(default=None, gt=0)
+
+
+class RejectOrder(Command):
+    type: Literal["RejectOrder"] = "RejectOrder"
+    reason: str = Field(default="rejected by operator", max_length=500)
+
+
+class RetryPayout(Command):
+    type: Literal["RetryPayout"] = "RetryPayout"
+
+
+class RecordSourceDebit(Command):
+    type: Literal["RecordSourceDebit"] = "RecordSourceDebit"
+    reference: str = Field(min_length=1, max_length=200)
+
+
+class RecordSourceDebitFailure(Command):
+    type: Literal["RecordSourceDebitFailure"] = "RecordSourceDebitFailure"
+    reason: str = Field(max_length=500)
+
+
+class RecordRefund(Command):
+    type: Literal["RecordRefund"] = "RecordRefund"
+    reference: str = Field(min_length=1, max_length=200)
+
+
+class RecordPayout(Command):
+    type: Literal["RecordPayout"] = "RecordPayout"
+    attempt: int = Field(ge=1)
+    reference: str = Field(min_length=1, max_length=200)
+
+
+class RecordPayoutFailure(Command):
+    type: Literal["RecordPayoutFailure"] = "RecordPayoutFailure"
+    attempt: int = Field(ge=1)
+    reason: str = Field(max_length=500)
+
+
+AnyCommand = Annotated[
+    RequestQuote
+    | Requote
+    | ConfirmQuote
+    | CancelOrder
+    | ExpireQuote
+    | ApproveOrder
+    | RejectOrder
+    | RetryPayout
+    | RecordSourceDebit
+    | RecordSourceDebitFailure
+    | RecordRefund
+    | RecordPayout
+    | RecordPayoutFailure,
+    Field(discriminator="type"),
+]
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    cls.__name__: cls
+    for cls in (
+        RequestQuote,
+        Requote,
+        ConfirmQuote,
+        CancelOrder,
+        ExpireQuote,
+        ApproveOrder,
+        RejectOrder,
+        RetryPayout,
+        RecordSourceDebit,
+        RecordSourceDebitFailure,
+        RecordRefund,
+        RecordPayout,
+        RecordPayoutFailure,
+    )
+}

@@ -1,0 +1,539 @@
+"""The `Order` aggregate: one OTC exchange from quote to settlement (DESIGN.md section 4).
+
+Decisions are pure: the current time, new ids and prices are passed in. Every decision checks
+everything first and only then triggers its events, so a refused command leaves the order as it
+was. Every event carries the actor and the command id that caused it, and the order's customer
+and side, so that each event can be published on its own.
+
+Redelivery: the order remembers, per command id, the version it reached when that command took
+effect; the engine answers a repeated command from that version and appends nothing. Worker
+outcomes are also idempotent by meaning: an outcome already recorded is accepted again as a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import DomainError, ErrorCode
+from domain.money import (
+    Currency,
+    check_size,
+    convert,
+    normalise_rate,
+    parse_amount,
+    round_down,
+    slippage_bps,
+)
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def source_currency(self) -> Currency:
+        return Currency.EUR if self is Side.BUY else Currency.USDC
+
+    @property
+    def destination_currency(self) -> Currency:
+        return Currency.USDC if self is Side.BUY else Currency.EUR
+
+
+class Status(StrEnum):
+    QUOTED = "quoted"
+    REQUOTED = "requoted"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    DEBIT_PENDING = "debit_pending"
+    PENDING_APPROVAL = "pending_approval"
+    PAYOUT_PENDING = "payout_pending"
+    COMPLETED = "completed"
+    REFUND_PENDING = "refund_pending"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    PAYOUT_FAILED = "payout_failed"
+
+
+OPEN_QUOTE = frozenset({Status.QUOTED, Status.REQUOTED})
+REQUOTABLE = frozenset({Status.QUOTED, Status.REQUOTED, Status.EXPIRED})
+# No command moves an order out of these. payout_failed is not final: an operator retries it.
+FINAL = frozenset({Status.CANCELLED, Status.COMPLETED, Status.REJECTED, Status.FAILED})
+
+
+class ActorKind(StrEnum):
+    CUSTOMER = "customer"
+    OPERATOR = "operator"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: ActorKind
+    id: str
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Who asked, and by which command: stamped on every event a decision makes."""
+
+    actor: Actor
+    command_id: UUID
+    now: datetime
+
+    def stamp(self) -> dict[str, Any]:
+        return {
+            "actor_kind": self.actor.kind.value,
+            "actor_id": self.actor.id,
+            "command_id": self.command_id,
+            "timestamp": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """The smallest and largest source amount accepted, per source currency."""
+
+    minimum: dict[Currency, Decimal]
+    maximum: dict[Currency, Decimal]
+
+
+@dataclass(frozen=True)
+class QuoteTerms:
+    """A priced quote: the decision's inputs from the pricing port."""
+
+    rate: Decimal
+    fee: Decimal
+    expires_at: datetime
+    provider_quote_id: str | None
+
+
+class Order(Aggregate):
+    # ------------------------------------------------------------------ events
+
+    class Event(Aggregate.Event):
+        """Base of every order event: who caused it and which command."""
+
+        customer_id: UUID
+        side: str
+        actor_kind: str
+        actor_id: str
+        command_id: UUID
+
+        def apply(self, aggregate: Any) -> None:  # noqa: ANN401 - eventsourcing's signature
+            order: Order = aggregate
+            order.evolve(self)
+
+    class Quoted(Event, Aggregate.Created):
+        source_id: UUID
+        source_amount: Decimal
+        destination_id: UUID
+        rate: Decimal
+        fee: Decimal
+        destination_amount: Decimal
+        expires_at: datetime
+        provider_quote_id: str | None
+
+    class Requoted(Event):
+        rate: Decimal
+        fee: Decimal
+        destination_amount: Decimal
+        expires_at: datetime
+        provider_quote_id: str | None
+
+    class Expired(Event):
+        observed: bool
+        """True when a later command noticed the lapse; False for the sweeper's ExpireQuote."""
+
+    class Cancelled(Event):
+        pass
+
+    class Confirmed(Event):
+        max_slippage_bps: int | None
+
+    class SourceDebited(Event):
+        reference: str
+
+    class SourceDebitFailed(Event):
+        reason: str
+
+    class Approved(Event):
+        rate: Decimal
+        destination_amount: Decimal
+        provider_quote_id: str | None
+
+    class Rejected(Event):
+        reason: str
+
+    class Refunded(Event):
+        reference: str
+
+    class PaidOut(Event):
+        attempt: int
+        reference: str
+
+    class PayoutFailed(Event):
+        attempt: int
+        reason: str
+
+    class PayoutRetried(Event):
+        attempt: int
+
+    # ------------------------------------------------------------------ state
+
+    customer_id: UUID
+    side: Side
+    status: Status
+    source_id: UUID
+    source_amount: Decimal
+    destination_id: UUID
+    rate: Decimal
+    fee: Decimal
+    destination_amount: Decimal
+    indicative_rate: Decimal | None
+    indicative_destination_amount: Decimal | None
+    expires_at: datetime
+    max_slippage_bps: int | None
+    provider_quote_id: str | None
+    debit_reference: str | None
+    refund_reference: str | None
+    payout_reference: str | None
+    payout_attempt: int
+    failure_reason: str | None
+    processed: dict[str, int]
+
+    def __init__(self) -> None:
+        """State is set by the Quoted event (see `evolve`), not by the constructor."""
+
+    @property
+    def source_currency(self) -> Currency:
+        return self.side.source_currency
+
+    @property
+    def destination_currency(self) -> Currency:
+        return self.side.destination_currency
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    def version_after(self, command_id: UUID) -> int | None:
+        """The version this command reached when it took effect, or None if it never did."""
+        return self.processed.get(str(command_id))
+
+    # ------------------------------------------------------------------ decisions
+
+    @classmethod
+    def request_quote(  # noqa: PLR0913 - a quote has this many facts
+        cls,
+        *,
+        order_id: UUID,
+        customer_id: UUID,
+        side: Side,
+        source_id: UUID,
+        destination_id: UUID,
+        source_amount: Decimal,
+        limits: SizeLimits,
+        terms: QuoteTerms,
+        cause: Cause,
+    ) -> Order:
+        source_amount = checked_source_amount(side, source_amount, limits)
+        rate, destination_amount = price_out(side, source_amount, terms)
+        return cls._create(
+            cls.Quoted,
+            id=order_id,
+            customer_id=customer_id,
+            side=side.value,
+            source_id=source_id,
+            source_amount=source_amount,
+            destination_id=destination_id,
+            rate=rate,
+            fee=terms.fee,
+            destination_amount=destination_amount,
+            expires_at=terms.expires_at,
+            provider_quote_id=terms.provider_quote_id,
+            **cause.stamp(),
+        )
+
+    def observe_time(self, cause: Cause) -> None:
+        """Record that an open quote has lapsed, when a command finds it so."""
+        if self.status in OPEN_QUOTE and cause.now >= self.expires_at:
+            self._trigger(self.Expired, cause, observed=True)
+
+    def requote(self, terms: QuoteTerms, cause: Cause) -> None:
+        self.check_status(REQUOTABLE, ErrorCode.INVALID_TRANSITION, "requote")
+        rate, destination_amount = price_out(self.side, self.source_amount, terms)
+        self._trigger(
+            self.Requoted,
+            cause,
+            rate=rate,
+            fee=terms.fee,
+            destination_amount=destination_amount,
+            expires_at=terms.expires_at,
+            provider_quote_id=terms.provider_quote_id,
+        )
+
+    def expire(self, cause: Cause) -> None:
+        """The sweeper's ExpireQuote: only a lapsed open quote expires."""
+        if self.status is Status.EXPIRED:
+            return
+        self.check_status(OPEN_QUOTE, ErrorCode.INVALID_TRANSITION, "expire")
+        if cause.now < self.expires_at:
+            raise DomainError(ErrorCode.INVALID_TRANSITION, "the quote has not lapsed yet")
+        self._trigger(self.Expired, cause, observed=False)
+
+    def cancel(self, cause: Cause) -> None:
+        if self.status not in OPEN_QUOTE:
+            raise DomainError(
+                ErrorCode.NOT_CANCELLABLE,
+                f"an order in status {self.status} cannot be cancelled",
+            )
+        self._trigger(self.Cancelled, cause)
+
+    def confirm(self, side: Side, max_slippage_bps: int | None, cause: Cause) -> None:
+        if side is not self.side:
+            raise DomainError(
+                ErrorCode.SIDE_MISMATCH,
+                f"the quote is a {self.side}, not a {side}",
+                field="side",
+            )
+        if self.status is Status.EXPIRED or (
+            self.status in OPEN_QUOTE and cause.now >= self.expires_at
+        ):
+            raise DomainError(ErrorCode.QUOTE_EXPIRED, "the quote has expired; request a requote")
+        self.check_status(OPEN_QUOTE, ErrorCode.INVALID_TRANSITION, "confirm")
+        if max_slippage_bps is not None and max_slippage_bps < 0:
+            raise DomainError(
+                ErrorCode.VALIDATION_ERROR,
+                "maxSlippageBps must not be negative",
+                field="maxSlippageBps",
+            )
+        self._trigger(self.Confirmed, cause, max_slippage_bps=max_slippage_bps)
+
+    def approve(self, final_rate: Decimal, provider_quote_id: str | None, cause: Cause) -> None:
+        self.check_status({Status.PENDING_APPROVAL}, ErrorCode.INVALID_TRANSITION, "approve")
+        rate = normalise_rate(final_rate)
+        if (
+            self.max_slippage_bps is not None
+            and slippage_bps(self.rate, rate) > self.max_slippage_bps
+        ):
+            raise DomainError(
+                ErrorCode.SLIPPAGE_EXCEEDED,
+                f"the final rate {rate} is more than {self.max_slippage_bps} bps worse than "
+                f"the indicative rate {self.rate}",
+            )
+        destination_amount = convert(self.source_amount, self.fee, rate, self.destination_currency)
+        if destination_amount <= 0:
+            raise DomainError(ErrorCode.VALIDATION_ERROR, "the final rate leaves nothing to pay")
+        self._trigger(
+            self.Approved,
+            cause,
+            rate=rate,
+            destination_amount=destination_amount,
+            provider_quote_id=provider_quote_id,
+        )
+
+    def reject(self, reason: str, cause: Cause) -> None:
+        self.check_status({Status.PENDING_APPROVAL}, ErrorCode.INVALID_TRANSITION, "reject")
+        self._trigger(self.Rejected, cause, reason=reason)
+
+    def record_source_debit(self, reference: str, cause: Cause) -> None:
+        if self.debit_reference is not None:
+            self.check_same_outcome(self.debit_reference, reference, "source debit")
+            return
+        self.check_status({Status.DEBIT_PENDING}, ErrorCode.INVALID_TRANSITION, "record a debit")
+        self._trigger(self.SourceDebited, cause, reference=reference)
+
+    def record_source_debit_failure(self, reason: str, cause: Cause) -> None:
+        if self.status is Status.FAILED:
+            return
+        self.check_status(
+            {Status.DEBIT_PENDING},
+            ErrorCode.INVALID_TRANSITION,
+            "record a debit failure",
+        )
+        self._trigger(self.SourceDebitFailed, cause, reason=reason)
+
+    def record_refund(self, reference: str, cause: Cause) -> None:
+        if self.refund_reference is not None:
+            self.check_same_outcome(self.refund_reference, reference, "refund")
+            return
+        self.check_status({Status.REFUND_PENDING}, ErrorCode.INVALID_TRANSITION, "record a refund")
+        self._trigger(self.Refunded, cause, reference=reference)
+
+    def record_payout(self, attempt: int, reference: str, cause: Cause) -> None:
+        if self.payout_reference is not None:
+            self.check_same_outcome(self.payout_reference, reference, "payout")
+            return
+        self.check_attempt(attempt)
+        self.check_status({Status.PAYOUT_PENDING}, ErrorCode.INVALID_TRANSITION, "record a payout")
+        self._trigger(self.PaidOut, cause, attempt=attempt, reference=reference)
+
+    def record_payout_failure(self, attempt: int, reason: str, cause: Cause) -> None:
+        if self.status is Status.PAYOUT_FAILED and attempt == self.payout_attempt:
+            return
+        self.check_attempt(attempt)
+        self.check_status(
+            {Status.PAYOUT_PENDING},
+            ErrorCode.INVALID_TRANSITION,
+            "record a payout failure",
+        )
+        self._trigger(self.PayoutFailed, cause, attempt=attempt, reason=reason)
+
+    def retry_payout(self, cause: Cause) -> None:
+        self.check_status({Status.PAYOUT_FAILED}, ErrorCode.INVALID_TRANSITION, "retry the payout")
+        self._trigger(self.PayoutRetried, cause, attempt=self.payout_attempt + 1)
+
+    # ------------------------------------------------------------------ checks
+
+    def check_owner(self, actor: Actor) -> None:
+        """Customers see only their own orders: another's is indistinguishable from none."""
+        if actor.kind is ActorKind.CUSTOMER and actor.id != str(self.customer_id):
+            raise DomainError(ErrorCode.ORDER_NOT_FOUND, "order not found")
+
+    def check_status(
+        self, allowed: frozenset[Status] | set[Status], code: ErrorCode, what: str
+    ) -> None:
+        if self.status not in allowed:
+            raise DomainError(code, f"cannot {what} an order in status {self.status}")
+
+    def check_attempt(self, attempt: int) -> None:
+        if attempt != self.payout_attempt:
+            raise DomainError(
+                ErrorCode.INVALID_TRANSITION,
+                f"payout attempt {attempt} is not the current attempt {self.payout_attempt}",
+            )
+
+    @staticmethod
+    def check_same_outcome(recorded: str, reported: str, what: str) -> None:
+        if recorded != reported:
+            raise DomainError(
+                ErrorCode.INVALID_TRANSITION,
+                f"a different {what} was already recorded",
+            )
+
+    # ------------------------------------------------------------------ evolution
+
+    def _trigger(self, event_class: type[Order.Event], cause: Cause, **fields: object) -> None:
+        self.trigger_event(
+            event_class,
+            customer_id=self.customer_id,
+            side=self.side.value,
+            **fields,
+            **cause.stamp(),
+        )
+
+    def evolve(self, event: Order.Event) -> None:  # noqa: C901, PLR0912, PLR0915 - a branch per event
+        """Apply an event to the state. Pure bookkeeping: every decision was made before."""
+        match event:
+            case Order.Quoted():
+                self.customer_id = event.customer_id
+                self.side = Side(event.side)
+                self.status = Status.QUOTED
+                self.source_id = event.source_id
+                self.source_amount = event.source_amount
+                self.destination_id = event.destination_id
+                self.rate = event.rate
+                self.fee = event.fee
+                self.destination_amount = event.destination_amount
+                self.indicative_rate = None
+                self.indicative_destination_amount = None
+                self.expires_at = event.expires_at
+                self.max_slippage_bps = None
+                self.provider_quote_id = event.provider_quote_id
+                self.debit_reference = None
+                self.refund_reference = None
+                self.payout_reference = None
+                self.payout_attempt = 1
+                self.failure_reason = None
+                self.processed = {}
+            case Order.Requoted():
+                self.status = Status.REQUOTED
+                self.rate = event.rate
+                self.fee = event.fee
+                self.destination_amount = event.destination_amount
+                self.expires_at = event.expires_at
+                self.provider_quote_id = event.provider_quote_id
+            case Order.Expired():
+                self.status = Status.EXPIRED
+                if event.observed:
+                    return  # the command that noticed the lapse was itself refused
+            case Order.Cancelled():
+                self.status = Status.CANCELLED
+            case Order.Confirmed():
+                self.max_slippage_bps = event.max_slippage_bps
+                self.status = (
+                    Status.DEBIT_PENDING if self.side is Side.BUY else Status.PENDING_APPROVAL
+                )
+            case Order.SourceDebited():
+                self.debit_reference = event.reference
+                self.status = (
+                    Status.PENDING_APPROVAL if self.side is Side.BUY else Status.PAYOUT_PENDING
+                )
+            case Order.SourceDebitFailed():
+                self.failure_reason = event.reason
+                self.status = Status.FAILED
+            case Order.Approved():
+                self.indicative_rate = self.rate
+                self.indicative_destination_amount = self.destination_amount
+                self.rate = event.rate
+                self.destination_amount = event.destination_amount
+                self.status = (
+                    Status.PAYOUT_PENDING if self.side is Side.BUY else Status.DEBIT_PENDING
+                )
+            case Order.Rejected():
+                self.failure_reason = event.reason
+                self.status = Status.REFUND_PENDING if self.side is Side.BUY else Status.REJECTED
+            case Order.Refunded():
+                self.refund_reference = event.reference
+                self.status = Status.REJECTED
+            case Order.PaidOut():
+                self.payout_reference = event.reference
+                self.status = Status.COMPLETED
+            case Order.PayoutFailed():
+                self.failure_reason = event.reason
+                self.status = Status.PAYOUT_FAILED
+            case Order.PayoutRetried():
+                self.payout_attempt = event.attempt
+                self.failure_reason = None
+                self.status = Status.PAYOUT_PENDING
+        self.processed[str(event.command_id)] = event.originator_version
+
+
+def checked_source_amount(side: Side, amount: Decimal, limits: SizeLimits) -> Decimal:
+    """The source amount at its currency's places, within the configured size limits."""
+    currency = side.source_currency
+    amount = parse_amount(amount, currency, field="sourceAmount")
+    check_size(
+        amount, currency, limits.minimum[currency], limits.maximum[currency], field="sourceAmount"
+    )
+    return amount
+
+
+def price_out(side: Side, source_amount: Decimal, terms: QuoteTerms) -> tuple[Decimal, Decimal]:
+    """The normalised rate and the destination amount a quote's terms give."""
+    rate = normalise_rate(terms.rate)
+    if (
+        terms.fee < 0
+        or terms.fee >= source_amount
+        or terms.fee != round_down(terms.fee, side.source_currency)
+    ):
+        raise DomainError(ErrorCode.QUOTE_UNAVAILABLE, "the provider's fee is out of range")
+    destination_amount = convert(source_amount, terms.fee, rate, side.destination_currency)
+    if destination_amount <= 0:
+        raise DomainError(
+            ErrorCode.AMOUNT_BELOW_MINIMUM,
+            "the amount is too small to convert",
+            field="sourceAmount",
+        )
+    return rate, destination_amount
+
+
+def quote_expiry(now: datetime, ttl: timedelta) -> datetime:
+    return now + ttl

@@ -1,0 +1,71 @@
+"""The public order view of DESIGN.md section 6: what replies, the API and webhooks show.
+
+Local UUIDs only: provider quote ids, bank references and transaction hashes never appear here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+from domain.money import Currency
+from domain.order import Order, Side, Status
+
+Amount = Annotated[
+    Decimal,
+    Field(json_schema_extra={"type": "string", "pattern": r"^\d+(\.\d+)?$"}),
+    PlainSerializer(str, return_type=str, when_used="json"),
+]
+
+
+class OrderView(BaseModel):
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    id: UUID = Field(description="the order id; equal to quoteId")
+    quote_id: UUID = Field(description="the quote id, which is the order id")
+    side: Side
+    status: Status
+    source_id: UUID = Field(description="buy: the EUR account; sell: the wallet")
+    source_currency: Currency
+    source_amount: Amount
+    destination_id: UUID = Field(description="buy: the wallet; sell: the EUR account")
+    destination_currency: Currency
+    destination_amount: Amount
+    rate: Amount = Field(description="destination units per source unit; final after approval")
+    fee: Amount = Field(description="in the source currency, taken off the source amount")
+    indicative_rate: Amount | None = Field(default=None, description="the quote's rate")
+    indicative_destination_amount: Amount | None = None
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderView:
+        return cls(
+            id=order.id,
+            quote_id=order.id,
+            side=order.side,
+            status=order.status,
+            source_id=order.source_id,
+            source_currency=order.source_currency,
+            source_amount=order.source_amount,
+            destination_id=order.destination_id,
+            destination_currency=order.destination_currency,
+            destination_amount=order.destination_amount,
+            rate=order.rate,
+            fee=order.fee,
+            indicative_rate=order.indicative_rate,
+            indicative_destination_amount=order.indicative_destination_amount,
+            expires_at=order.expires_at,
+            created_at=order.created_on,
+            updated_at=order.modified_on,
+        )
+
+    def public_json(self) -> dict[str, object]:
+        """camelCase JSON; the indicative fields only once an order has them."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,102 @@
+"""Ports to the outside parties of DESIGN.md section 7. Adapters implement them over HTTP;
+fakes implement them in memory for unit tests and for running the engine without sandboxes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from domain.money import Currency
+
+
+class UpstreamError(Exception):
+    """An outside party failed to answer as asked."""
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """Retryable: a timeout, a refused connection, a 5xx or a 429. A retry may succeed."""
+
+
+class UpstreamRejectedError(UpstreamError):
+    """Permanent: the party understood and refused (insufficient funds, unknown account...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Price:
+    """A liquidity provider's price for converting `source_amount`.
+
+    `rate` is destination units per source unit; `fee` is in the source currency and comes off
+    the source amount before conversion. `provider_quote_id` stays server-side.
+    """
+
+    rate: Decimal
+    fee: Decimal
+    provider_quote_id: str | None
+    valid_until: datetime | None
+
+
+class PricingPort(ABC):
+    @abstractmethod
+    async def price(
+        self,
+        *,
+        source_currency: Currency,
+        destination_currency: Currency,
+        source_amount: Decimal,
+        idempotency_key: UUID,
+    ) -> Price:
+        """A price for selling `source_amount` of `source_currency`; `idempotency_key` makes a
+        retried call return the same provider quote. Raises UpstreamError."""
+
+
+class WalletBalancePort(ABC):
+    @abstractmethod
+    async def usdc_balance(self, *, network: str, address: str) -> Decimal:
+        """The live USDC balance of an address. Raises UpstreamError."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A completed money movement: `reference` is ours (order id + leg), `external_id` is the
+    bank reference or the chain transaction hash (server-side only)."""
+
+    reference: str
+    external_id: str
+
+
+class LedgerPort(ABC):
+    """The EUR core-banking ledger."""
+
+    @abstractmethod
+    async def transfer(
+        self,
+        *,
+        reference: str,
+        from_account: UUID,
+        to_account: UUID,
+        amount: Decimal,
+    ) -> Transfer:
+        """Move EUR; idempotent on `reference`. Raises UpstreamError."""
+
+
+class ChainPort(WalletBalancePort):
+    """The USDC chain."""
+
+    @abstractmethod
+    async def transfer(
+        self,
+        *,
+        reference: str,
+        network: str,
+        from_address: str,
+        to_address: str,
+        amount: Decimal,
+    ) -> Transfer:
+        """Move USDC; idempotent on `reference`. Raises UpstreamError."""

@@ -1,0 +1,150 @@
+"""The command client for upstream gateways, workers and tests: publish a command to
+`otc.commands` and, when asked, wait for the engine's reply on `otc.replies`.
+
+Replies are correlated here, not by FastStream's request/reply (which does not work on a real
+broker): each client instance has an id it puts in the `reply_to` header, reads every partition
+of the replies topic from the moment it starts, and keeps the replies addressed to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from domain.commands import Command
+from services.contracts import CORRELATION_ID, REPLY_TO, CommandEnvelope, ReplyEnvelope
+from services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class CommandTimeoutError(TimeoutError):
+    """No reply in time. The command may still complete: retrying it is safe."""
+
+
+class CommandClient:
+    def __init__(self, settings: Settings, *, instance_id: str | None = None) -> None:
+        self.settings = settings
+        self.instance_id = instance_id or f"client-{uuid.uuid4().hex[:12]}"
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            client_id=self.instance_id,
+        )
+        self._consumer: AIOKafkaConsumer | None = None
+        self._waiting: dict[str, asyncio.Future[ReplyEnvelope]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self, *, replies: bool = True) -> None:
+        await self._producer.start()
+        if not replies:
+            return
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            client_id=self.instance_id,
+        )
+        await consumer.start()
+        partitions = await self._partitions(consumer, self.settings.replies_topic)
+        assigned = [TopicPartition(self.settings.replies_topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_end(*assigned)
+        for partition in assigned:
+            await consumer.position(partition)  # resolve now: no reply can slip past
+        self._consumer = consumer
+        self._reader = asyncio.create_task(self._read_replies(consumer), name="command-replies")
+
+    @staticmethod
+    async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+        """The topic's partitions, asking for metadata until the broker knows it (a new topic
+        takes a moment to appear)."""
+        for _ in range(50):
+            # consumer.topics() fetches metadata but partitions_for_topic() reads a cache that
+            # the fetch does not update: read the fetched cluster itself.
+            cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001
+            partitions: set[int] | None = cluster.partitions_for_topic(topic)
+            if partitions:
+                return partitions
+            await asyncio.sleep(0.2)
+        await consumer.stop()
+        raise RuntimeError(f"topic {topic} does not exist")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._consumer is not None:
+            await self._consumer.stop()
+        await self._producer.stop()
+        for future in self._waiting.values():
+            future.cancel()
+
+    async def publish(
+        self, command: Command, *, reply_to: str | None = None, correlation_id: str | None = None
+    ) -> None:
+        """Publish and wait for the broker's acknowledgement, not for the engine."""
+        headers = [(CORRELATION_ID, (correlation_id or str(command.command_id)).encode())]
+        if reply_to is not None:
+            headers.append((REPLY_TO, reply_to.encode()))
+        await self._producer.send_and_wait(
+            self.settings.commands_topic,
+            CommandEnvelope.of(command).to_bytes(),
+            key=str(command.order_id).encode(),
+            headers=headers,
+        )
+
+    async def send(self, command: Command, *, timeout: float = 10.0) -> ReplyEnvelope:  # noqa: ASYNC109 - the timeout is the contract
+        """Publish and wait for the engine's reply. Raises CommandTimeoutError."""
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
+        self._waiting[correlation_id] = future
+        try:
+            await self.publish(command, reply_to=self.instance_id, correlation_id=correlation_id)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise CommandTimeoutError(
+                f"no reply to command {command.command_id} in {timeout}s"
+            ) from None
+        finally:
+            self._waiting.pop(correlation_id, None)
+
+    async def _read_replies(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    self._deliver(record)
+
+    def _deliver(self, record: Any) -> None:  # noqa: ANN401 - aiokafka records are untyped
+        headers = {
+            key: bytes(value).decode() for key, value in record.headers or () if value is not None
+        }
+        if headers.get(REPLY_TO) != self.instance_id:
+            return
+        future = self._waiting.get(headers.get(CORRELATION_ID, ""))
+        if future is None or future.done():
+            return
+        try:
+            future.set_result(ReplyEnvelope.model_validate_json(record.value))
+        except ValueError as error:
+            future.set_exception(error)

@@ -1,0 +1,132 @@
+"""The engine process: `python -m services.engine`. Its composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+
+from domain.money import Currency
+from domain.order import SizeLimits
+from services.engine.app import Orders, orders_env
+from services.engine.handlers import Policy
+from services.engine.processor import CommandProcessor
+from services.engine.service import INFRASTRUCTURE_ERRORS, EngineService
+from services.logs import configure_logging
+from services.resources.store import PostgresResourceDirectory
+from services.settings import Settings
+from services.upstreams import open_upstreams
+
+log = logging.getLogger("otc.engine")
+
+
+async def without_reply_to(
+    msg: object, original: Callable[[object], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """Our `reply_to` header names a client instance, not a topic. FastStream would publish the
+    handler's return value there on its own request/reply path: blank it, we reply ourselves."""
+    message = await original(msg)
+    message.reply_to = ""
+    return message
+
+
+def policy_of(settings: Settings) -> Policy:
+    return Policy(
+        quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
+        limits=SizeLimits(
+            minimum={
+                Currency.EUR: settings.min_eur_amount,
+                Currency.USDC: settings.min_usdc_amount,
+            },
+            maximum={
+                Currency.EUR: settings.max_eur_amount,
+                Currency.USDC: settings.max_usdc_amount,
+            },
+        ),
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run(settings: Settings) -> None:
+    async with AsyncExitStack() as stack:
+        orders = Orders(env=orders_env(settings))
+        stack.callback(orders.close)
+        resources = PostgresResourceDirectory(settings)
+        await resources.open()
+        stack.push_async_callback(resources.close)
+        await resources.create_schema()
+        pricing, balances = await stack.enter_async_context(open_upstreams(settings))
+        processor = CommandProcessor(
+            orders,
+            pricing=pricing,
+            balances=balances,
+            resources=resources,
+            policy=policy_of(settings),
+            clock=utc_now,
+        )
+        broker = KafkaBroker(
+            settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            client_id="otc-engine",
+            log_level=logging.DEBUG,
+        )
+
+        async def send(
+            topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
+        ) -> Awaitable[Any]:
+            future: Awaitable[Any] = await broker.publish(
+                value, topic, key=key, headers=headers, no_confirm=True
+            )
+            return future
+
+        service = EngineService(
+            processor,
+            send,
+            replies_topic=settings.replies_topic,
+            dlq_topic=settings.dlq_topic,
+        )
+
+        @broker.subscriber(
+            settings.commands_topic,
+            group_id=settings.engine_group,
+            batch=True,
+            max_records=settings.engine_batch_size,
+            batch_timeout_ms=20,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=without_reply_to,
+        )
+        async def on_commands(_: list[Any], msg: KafkaMessage) -> None:
+            """Commit only after the batch's events are saved and its replies delivered."""
+            records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+            try:
+                await service.handle(records)
+            except INFRASTRUCTURE_ERRORS:
+                log.exception("infrastructure failure; the batch will be redelivered")
+                await asyncio.sleep(1.0)
+                raise
+
+        app = FastStream(broker, logger=log)
+        log.info("engine: consuming %s as group %s", settings.commands_topic, settings.engine_group)
+        await app.run()
+
+
+def main() -> None:
+    configure_logging()
+    asyncio.run(run(Settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""Runs a batch of commands against the event store: the engine's throughput lever.
+
+A batch is handled in three steps. (1) Load, in a thread, every order and idempotency key the
+batch names. (2) Ask the outside world, concurrently, for what the decisions need: prices,
+resources, live wallet balances. (3) Decide every command in order against the in-memory
+aggregates, in a thread, and save all their new events in ONE transaction. eventsourcing takes a
+table lock per save, so one save per batch instead of one per command is what makes it fast.
+
+If the batch save conflicts (another writer touched one of its aggregates), the batch is redone
+one command at a time, each with its own save. Replies are built only from what was saved, so
+nothing is answered before it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
+
+from domain import commands as c
+from domain.errors import TRANSIENT_CODES, DomainError, ErrorCode
+from domain.idempotency import IdempotencyKey, fingerprint, key_id
+from domain.order import Order, Side, checked_source_amount
+from domain.views import OrderView
+from services.adapters.ports import Price, PricingPort, UpstreamError, WalletBalancePort
+from services.contracts import ErrorBody, ReplyEnvelope
+from services.engine import handlers
+from services.engine.app import Orders
+from services.engine.handlers import Inputs, Policy, Workspace
+from services.resources.port import ResourceDirectory
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 5
+UPSTREAM_CONCURRENCY = 64
+
+
+@dataclass
+class Batch:
+    """The shared state of deciding one batch."""
+
+    ws: Workspace
+    inputs: Inputs
+    now: datetime
+    touched: dict[UUID, Aggregate] = field(default_factory=dict)
+    views: dict[tuple[UUID, int], OrderView] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one command before it is saved: enough to build its reply afterwards."""
+
+    command: c.Command
+    view: OrderView | None = None
+    error: DomainError | None = None
+    version: int | None = None
+    replayed: bool = False
+    stored_reply: dict[str, Any] | None = None
+
+    def as_stored(self) -> dict[str, Any]:
+        """What an idempotency key keeps of this result, to replay it."""
+        return {
+            "ok": self.error is None,
+            "order": None if self.view is None else self.view.public_json(),
+            "error": None
+            if self.error is None
+            else ErrorBody.of(self.error).model_dump(mode="json"),
+            "version": self.version,
+        }
+
+
+class CommandProcessor:
+    def __init__(  # noqa: PLR0913 - the engine's collaborators
+        self,
+        orders: Orders,
+        *,
+        pricing: PricingPort,
+        balances: WalletBalancePort,
+        resources: ResourceDirectory,
+        policy: Policy,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.orders = orders
+        self.pricing = pricing
+        self.balances = balances
+        self.resources = resources
+        self.policy = policy
+        self.clock = clock
+        self._upstream = asyncio.Semaphore(UPSTREAM_CONCURRENCY)
+
+    async def process(self, commands: Sequence[c.Command]) -> list[ReplyEnvelope]:
+        """Replies to every command, in order. Raises only on infrastructure failure."""
+        if not commands:
+            return []
+        workspace = await asyncio.to_thread(self._load, commands)
+        inputs = await self._gather(commands, workspace)
+        try:
+            return await asyncio.to_thread(self._decide_and_save, commands, workspace, inputs)
+        except RecordConflictError:
+            log.warning("batch of %d conflicted; redoing it one command at a time", len(commands))
+        replies: list[ReplyEnvelope] = []
+        for command in commands:
+            replies.extend(await self.process_one(command, inputs))
+        return replies
+
+    async def process_one(
+        self, command: c.Command, inputs: Inputs | None = None
+    ) -> list[ReplyEnvelope]:
+        """One command with its own load and save, retried on conflicts."""
+        for attempt in range(1, MAX_CONFLICT_RETRIES + 1):
+            workspace = await asyncio.to_thread(self._load, [command])
+            if inputs is None:
+                inputs = await self._gather([command], workspace)
+            try:
+                return await asyncio.to_thread(self._decide_and_save, [command], workspace, inputs)
+            except RecordConflictError:
+                log.warning("command %s conflicted (attempt %d)", command.command_id, attempt)
+                await asyncio.sleep(0.05 * attempt)
+        raise RecordConflictError(f"command {command.command_id} kept conflicting")
+
+    # ------------------------------------------------------------------ step 1: load
+
+    def _load(self, commands: Sequence[c.Command]) -> Workspace:
+        key_ids = [
+            key_id(cmd.customer_id, cmd.idempotency_key) for cmd in commands if cmd.idempotency_key
+        ]
+        return Workspace(
+            orders=self.orders.orders(cmd.order_id for cmd in commands),
+            keys=self.orders.keys(key_ids),
+        )
+
+    # ------------------------------------------------------------------ step 2: the outside world
+
+    async def _gather(self, commands: Sequence[c.Command], ws: Workspace) -> Inputs:
+        inputs = Inputs()
+        fresh = [cmd for cmd in commands if not self._answered(cmd, ws)]
+        quotes = [
+            cmd
+            for cmd in fresh
+            if isinstance(cmd, c.RequestQuote) and cmd.order_id not in ws.orders
+        ]
+        await self._gather_resources(quotes, inputs)
+        lookups: list[Awaitable[None]] = []
+        for cmd in fresh:
+            if isinstance(cmd, c.RequestQuote) and cmd in quotes:
+                lookups.append(self._quote_price(cmd, inputs))
+                if cmd.side is Side.SELL:
+                    lookups.append(self._sell_balance(cmd, inputs))
+            elif isinstance(cmd, c.Requote | c.ApproveOrder) and cmd.order_id in ws.orders:
+                if isinstance(cmd, c.ApproveOrder) and cmd.rate is not None:
+                    continue
+                lookups.append(self._order_price(cmd, ws.orders[cmd.order_id], inputs))
+        await asyncio.gather(*lookups)
+        return inputs
+
+    @staticmethod
+    def _answered(cmd: c.Command, ws: Workspace) -> bool:
+        """Already answered before: a used idempotency key or a command the order recorded."""
+        if cmd.idempotency_key and key_id(cmd.customer_id, cmd.idempotency_key) in ws.keys:
+            return True
+        order = ws.orders.get(cmd.order_id)
+        return order is not None and order.version_after(cmd.command_id) is not None
+
+    async def _gather_resources(self, quotes: Sequence[c.RequestQuote], inputs: Inputs) -> None:
+        if not quotes:
+            return
+        account_ids = {q.source_id if q.side is Side.BUY else q.destination_id for q in quotes}
+        wallet_ids = {q.destination_id if q.side is Side.BUY else q.source_id for q in quotes}
+        accounts, wallets = await asyncio.gather(
+            self.resources.accounts(account_ids),
+            self.resources.wallets(wallet_ids),
+        )
+        inputs.accounts.update(accounts)
+        inputs.wallets.update(wallets)
+
+    async def _quote_price(self, cmd: c.RequestQuote, inputs: Inputs) -> None:
+        try:
+            amount = checked_source_amount(cmd.side, cmd.source_amount, self.policy.limits)
+        except DomainError:
+            return  # the decision refuses it; no need to ask the provider
+        await self._price(cmd.command_id, cmd.side, amount, inputs)
+
+    async def _order_price(self, cmd: c.Command, order: Order, inputs: Inputs) -> None:
+        await self._price(cmd.command_id, order.side, order.source_amount, inputs)
+
+    async def _price(self, command_id: UUID, side: Side, amount: Decimal, inputs: Inputs) -> None:
+        async with self._upstream:
+            try:
+                price: Price | DomainError = await self.pricing.price(
+                    source_currency=side.source_currency,
+                    destination_currency=side.destination_currency,
+                    source_amount=amount,
+                    idempotency_key=uuid5(command_id, "price"),
+                )
+            except UpstreamError as error:
+                log.warning("pricing failed for command %s: %s", command_id, error)
+                price = DomainError(
+                    ErrorCode.QUOTE_UNAVAILABLE, "no price could be had from the provider"
+                )
+        inputs.prices[command_id] = price
+
+    async def _sell_balance(self, cmd: c.RequestQuote, inputs: Inputs) -> None:
+        wallet = inputs.wallets.get(cmd.source_id)
+        if wallet is None or wallet.usdc_address is None:
+            return  # the decision refuses it for the wallet itself
+        async with self._upstream:
+            try:
+                balance = await self.balances.usdc_balance(
+                    network=wallet.network, address=wallet.usdc_address
+                )
+            except UpstreamError as error:
+                log.warning("balance read failed for command %s: %s", cmd.command_id, error)
+                inputs.balances[cmd.command_id] = DomainError(
+                    ErrorCode.QUOTE_UNAVAILABLE,
+                    "the live wallet balance could not be read",
+                )
+            else:
+                inputs.balances[cmd.command_id] = balance
+
+    # ------------------------------------------------------------------ step 3: decide and save
+
+    def _decide_and_save(
+        self,
+        commands: Sequence[c.Command],
+        ws: Workspace,
+        inputs: Inputs,
+    ) -> list[ReplyEnvelope]:
+        batch = Batch(ws, inputs, self.clock())
+        results = [self._decide(cmd, batch) for cmd in commands]
+        touched = list(batch.touched.values())
+        recordings = self.orders.save_all(touched) if touched else []
+        positions = {
+            (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
+            for r in recordings
+        }
+        return [self._reply(result, positions) for result in results]
+
+    def _decide(self, cmd: c.Command, batch: Batch) -> Result:
+        if cmd.idempotency_key is None:
+            return self._run(cmd, batch)
+        kid = key_id(cmd.customer_id, cmd.idempotency_key)
+        request = fingerprint(cmd.fingerprint_payload())
+        record = batch.ws.keys.get(kid)
+        if record is not None:
+            try:
+                record.check_same_request(request)
+            except DomainError as error:
+                return Result(cmd, error=error)
+            return Result(cmd, replayed=True, stored_reply=record.reply)
+        result = self._run(cmd, batch)
+        if result.error is None or result.error.code not in TRANSIENT_CODES:
+            record = IdempotencyKey.use(
+                customer_id=cmd.customer_id,
+                key=cmd.idempotency_key,
+                fingerprint=request,
+                command_id=cmd.command_id,
+                reply=result.as_stored(),
+                now=batch.now,
+            )
+            batch.ws.keys[kid] = record
+            batch.touched[kid] = record
+        return result
+
+    def _run(self, cmd: c.Command, batch: Batch) -> Result:
+        ws, inputs, now, touched, views = (
+            batch.ws,
+            batch.inputs,
+            batch.now,
+            batch.touched,
+            batch.views,
+        )
+        try:
+            if isinstance(cmd, c.RequestQuote):
+                existing = ws.orders.get(cmd.order_id)
+                if existing is not None:
+                    return self._replay_quote(cmd, existing, views)
+                order = handlers.request_quote(ws, cmd, inputs, self.policy, now)
+                touched[order.id] = order
+                return self._ok(cmd, order, views)
+            order = ws.order(cmd.order_id)
+            order.check_owner(cmd.actor.to_actor())
+            done_at = order.version_after(cmd.command_id)
+            if done_at is not None:
+                return Result(cmd, view=self._view_at(order, done_at, views), version=done_at)
+            try:
+                if not isinstance(cmd, c.ExpireQuote):
+                    order.observe_time(handlers.cause_of(cmd, now))
+                handlers.HANDLERS[type(cmd)](order, cmd, inputs, self.policy, now)
+            finally:
+                if order.pending_events:
+                    touched[order.id] = order
+            return self._ok(cmd, order, views)
+        except DomainError as error:
+            return Result(cmd, error=error)
+
+    def _replay_quote(
+        self,
+        cmd: c.RequestQuote,
+        order: Order,
+        views: dict[tuple[UUID, int], OrderView],
+    ) -> Result:
+        """A RequestQuote for an existing order is its redelivery: answer as it was answered."""
+        if order.customer_id != cmd.customer_id:
+            raise DomainError(ErrorCode.INVALID_TRANSITION, "this order id is already in use")
+        return Result(cmd, view=self._view_at(order, Order.INITIAL_VERSION, views), version=1)
+
+    @staticmethod
+    def _ok(cmd: c.Command, order: Order, views: dict[tuple[UUID, int], OrderView]) -> Result:
+        view = OrderView.of(order)
+        views[(order.id, order.version)] = view
+        return Result(cmd, view=view, version=order.version)
+
+    def _view_at(
+        self, order: Order, version: int, views: dict[tuple[UUID, int], OrderView]
+    ) -> OrderView:
+        if (order.id, version) in views:
+            return views[(order.id, version)]
+        if version == order.version:
+            return OrderView.of(order)
+        then = self.orders.order(order.id, version=version)
+        if then is None:
+            raise DomainError(ErrorCode.INTERNAL_ERROR, "the order's history could not be read")
+        return OrderView.of(then)
+
+    def _reply(self, result: Result, positions: dict[tuple[UUID, int], int]) -> ReplyEnvelope:
+        if result.stored_reply is not None:
+            stored = result.stored_reply
+            order = stored.get("order")
+            version = stored.get("version")
+            position = None
+            if stored["ok"] and order is not None and version is not None:
+                position = self.orders.position_of(UUID(order["id"]), int(version))
+            return ReplyEnvelope(
+                command_id=result.command.command_id,
+                ok=bool(stored["ok"]),
+                order=order,
+                error=None
+                if stored["error"] is None
+                else ErrorBody.model_validate(stored["error"]),
+                position=position,
+                replayed=True,
+            )
+        if result.error is not None:
+            return ReplyEnvelope(
+                command_id=result.command.command_id,
+                ok=False,
+                error=ErrorBody.of(result.error),
+            )
+        assert result.view is not None  # noqa: S101 - a result is a view or an error
+        assert result.version is not None  # noqa: S101
+        key = (result.view.id, result.version)
+        position = positions.get(key) or self.orders.position_of(*key)
+        return ReplyEnvelope(
+            command_id=result.command.command_id,
+            ok=True,
+            order=result.view.public_json(),
+            position=position,
+        )

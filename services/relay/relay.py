@@ -1,0 +1,113 @@
+"""The relay: every stored order event, in order, onto `otc.order-events`.
+
+It publishes a batch with an idempotent producer, waits for the broker's acknowledgement of all
+of it, and only then records its position in PostgreSQL. After a crash it resumes from that
+position, so an event may be published twice (consumers dedupe by `eventId`) but never skipped.
+One relay is active at a time: it holds a PostgreSQL advisory lock while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import Notification
+from pydantic.alias_generators import to_camel
+from pydantic_core import to_jsonable_python
+
+from domain.order import Order
+from services.contracts import EventEnvelope, event_id, event_type
+from services.engine.app import Orders
+from services.tailing import POSITIONS_DDL, NotificationTail
+
+log = logging.getLogger(__name__)
+
+RELAY_NAME = "relay"
+RELAY_LOCK_KEY = 7_031_001
+BASE_FIELDS = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "originator_topic",
+    "customer_id",
+    "side",
+}
+
+Send = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
+
+
+def envelope_of(orders: Orders, notification: Notification) -> EventEnvelope | None:
+    """The published form of an order event; None for anything that is not an order event."""
+    event = orders.mapper.to_domain_event(notification)
+    if not isinstance(event, Order.Event):
+        return None
+    fields = {k: v for k, v in vars(event).items() if k not in BASE_FIELDS}
+    return EventEnvelope(
+        event_id=event_id(event.originator_id, event.originator_version),
+        type=event_type(type(event).__name__),
+        order_id=event.originator_id,
+        customer_id=event.customer_id,
+        side=event.side,
+        version=event.originator_version,
+        position=notification.id,
+        occurred_at=event.timestamp,
+        data={to_camel(k): to_jsonable_python(v) for k, v in fields.items()},
+    )
+
+
+class PositionStore:
+    def __init__(self, conn: psycopg.AsyncConnection[Any], name: str) -> None:
+        self.conn = conn
+        self.name = name
+
+    async def setup(self) -> None:
+        await self.conn.execute(POSITIONS_DDL)
+
+    async def get(self) -> int | None:
+        cursor = await self.conn.execute(
+            "SELECT position FROM tail_positions WHERE name = %s", (self.name,)
+        )
+        row = await cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    async def put(self, position: int) -> None:
+        await self.conn.execute(
+            "INSERT INTO tail_positions (name, position) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()",
+            (self.name, position),
+        )
+
+
+async def hold_leadership(conn: psycopg.AsyncConnection[Any], key: int) -> None:
+    """Block until this process holds the advisory lock `key` (held until `conn` closes)."""
+    while True:
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+        row = await cursor.fetchone()
+        if row is not None and row[0]:
+            return
+        log.info("another instance holds lock %d; waiting", key)
+        await asyncio.sleep(2.0)
+
+
+async def relay_forever(
+    orders: Orders, positions: PositionStore, send: Send, stop: asyncio.Event
+) -> None:
+    after = await positions.get()
+    log.info("relay: resuming after position %s", after)
+    with NotificationTail(orders.recorder, after) as tail:
+        while not stop.is_set():
+            batch = await tail.next_batch()
+            if not batch:
+                continue
+            deliveries = []
+            for notification in batch:
+                envelope = envelope_of(orders, notification)
+                if envelope is not None:
+                    deliveries.append(
+                        await send(str(envelope.order_id).encode(), envelope.to_bytes())
+                    )
+            await asyncio.gather(*deliveries)
+            await positions.put(batch[-1].id)

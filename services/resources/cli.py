@@ -1,0 +1,189 @@
+"""`otc resources`: customers, EUR accounts and wallets, as JSON on stdout.
+
+Refused input goes to stderr with exit code 2 and writes nothing; an unreachable database exits
+with 1. Every command creates the `resources` schema first if it is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, NoReturn, TypeVar
+from uuid import UUID
+
+import typer
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
+from pydantic import ValidationError
+
+from domain.resources import AccountStatus, Wallet
+from services.resources.port import AccountRecord, Customer, Network, ResourceError
+from services.resources.store import PostgresResourceDirectory
+from services.settings import Settings
+
+resources_app = typer.Typer(
+    no_args_is_help=True,
+    help="Customers, their EUR fiat accounts and wallets, and the platform treasury.",
+)
+
+Json = dict[str, object]
+T = TypeVar("T")
+
+EXIT_REFUSED = 2
+EXIT_UNAVAILABLE = 1
+
+CustomerOption = Annotated[
+    UUID | None,
+    typer.Option("--customer", help="Owning customer id; omit with --treasury."),
+]
+TreasuryFlag = Annotated[
+    bool,
+    typer.Option("--treasury", help="Owned by the platform customer, for the treasury."),
+]
+
+
+@resources_app.command("create-customer")
+def create_customer(*, name: Annotated[str, typer.Option("--name")]) -> None:
+    """Register a customer."""
+    _run(lambda directory: directory.create_customer(name), _customer_view)
+
+
+@resources_app.command("create-account")
+def create_account(  # noqa: PLR0913 - one parameter per command-line option
+    *,
+    name: Annotated[str, typer.Option("--name")],
+    iban: Annotated[str, typer.Option("--iban", help="Full IBAN; only a masked form is stored.")],
+    customer: CustomerOption = None,
+    currency: Annotated[str, typer.Option("--currency")] = "EUR",
+    inactive: Annotated[bool, typer.Option("--inactive")] = False,
+    treasury: TreasuryFlag = False,
+) -> None:
+    """Open a fiat account (the platform's EUR treasury account with --treasury)."""
+    status = AccountStatus.INACTIVE if inactive else AccountStatus.ACTIVE
+    _run(
+        lambda directory: directory.create_account(
+            customer,
+            name=name,
+            iban=iban,
+            currency=currency,
+            status=status,
+            treasury=treasury,
+        ),
+        _account_view,
+    )
+
+
+@resources_app.command("create-wallet")
+def create_wallet(
+    *,
+    label: Annotated[str, typer.Option("--label")],
+    network: Annotated[Network, typer.Option("--network")],
+    customer: CustomerOption = None,
+    address: Annotated[str | None, typer.Option("--address", help="USDC address")] = None,
+    treasury: TreasuryFlag = False,
+) -> None:
+    """Register a wallet (the platform's treasury wallet of a network with --treasury)."""
+    _run(
+        lambda directory: directory.create_wallet(
+            customer,
+            label=label,
+            network=network,
+            usdc_address=address,
+            treasury=treasury,
+        ),
+        _wallet_view,
+    )
+
+
+@resources_app.command("set-account-status")
+def set_account_status(
+    *,
+    account_id: Annotated[UUID, typer.Argument(metavar="ID")],
+    status: Annotated[AccountStatus, typer.Argument()],
+) -> None:
+    """Activate or deactivate an account; an inactive account is no order source or destination."""
+    _run(lambda directory: directory.set_account_status(account_id, status), _account_view)
+
+
+@resources_app.command("list-customers")
+def list_customers() -> None:
+    """Every customer, the platform one included, oldest first."""
+    _run(lambda directory: directory.list_customers(), _each(_customer_view))
+
+
+@resources_app.command("list-accounts")
+def list_accounts(*, customer: Annotated[UUID | None, typer.Option("--customer")] = None) -> None:
+    """Every account, or one customer's, oldest first."""
+    _run(lambda directory: directory.list_accounts(customer), _each(_account_view))
+
+
+@resources_app.command("list-wallets")
+def list_wallets(*, customer: Annotated[UUID | None, typer.Option("--customer")] = None) -> None:
+    """Every wallet, or one customer's, oldest first."""
+    _run(lambda directory: directory.list_wallets(customer), _each(_wallet_view))
+
+
+def _run(
+    work: Callable[[PostgresResourceDirectory], Awaitable[T]], view: Callable[[T], object]
+) -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fields = ", ".join(f"OTC_{error['loc'][0]}".upper() for error in exc.errors())
+        _fail(f"missing or invalid settings: {fields} (see .run/stack.env)", EXIT_REFUSED)
+
+    async def session() -> T:
+        async with PostgresResourceDirectory(settings) as directory:
+            await directory.create_schema()
+            return await work(directory)
+
+    try:
+        result = asyncio.run(session())
+    except ResourceError as exc:
+        _fail(str(exc), EXIT_REFUSED)
+    except (OperationalError, PoolTimeout) as exc:
+        _fail(f"database unavailable: {exc}", EXIT_UNAVAILABLE)
+    typer.echo(json.dumps(view(result), indent=2))
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _each(view: Callable[[T], Json]) -> Callable[[list[T]], list[Json]]:
+    return lambda items: [view(item) for item in items]
+
+
+def _customer_view(customer: Customer) -> Json:
+    return {
+        "id": str(customer.id),
+        "name": customer.name,
+        "createdAt": customer.created_at.isoformat(),
+    }
+
+
+def _account_view(record: AccountRecord) -> Json:
+    account = record.account
+    return {
+        "id": str(account.id),
+        "customerId": str(account.customer_id),
+        "name": account.name,
+        "currency": account.currency,
+        "status": account.status.value,
+        "ibanLast4": account.iban_last4,
+        "ibanMasked": record.iban_masked,
+        "isTreasury": account.is_treasury,
+    }
+
+
+def _wallet_view(wallet: Wallet) -> Json:
+    return {
+        "id": str(wallet.id),
+        "customerId": str(wallet.customer_id),
+        "label": wallet.label,
+        "network": wallet.network,
+        "usdcAddress": wallet.usdc_address,
+        "isTreasury": wallet.is_treasury,
+    }

@@ -1,0 +1,171 @@
+"""Helpers for integration and end-to-end tests: processes, command builders, topics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from domain import commands as c
+from domain.commands import ActorRef
+from domain.order import ActorKind, Side
+from services.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGS = ROOT / ".run" / "test-logs"
+
+
+class Process:
+    """A service started as a real subprocess (`python -m MODULE`), its output in a log file."""
+
+    def __init__(self, module: str, settings: Settings, *, name: str | None = None) -> None:
+        self.module = module
+        self.settings = settings
+        self.name = name or module.rsplit(".", 1)[-1]
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"{self.name}-{uuid.uuid4().hex[:8]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own module with a fixed interpreter
+                [sys.executable, "-m", self.module],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no flush, like a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_path.read_text(errors="replace"):
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} did not log {text!r}; log:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def running(module: str, settings: Settings, ready_text: str | None = None) -> Iterator[Process]:
+    process = Process(module, settings).start()
+    try:
+        if ready_text is not None:
+            process.wait_for_log(ready_text)
+        yield process
+    finally:
+        process.stop()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+CUSTOMER = ActorKind.CUSTOMER
+OPERATOR = ActorRef(kind=ActorKind.OPERATOR, id="operator-1")
+WORKER = ActorRef(kind=ActorKind.SYSTEM, id="test-worker")
+
+
+@dataclass
+class Orderer:
+    """Builds the commands of one customer's order, as the gateway and workers would."""
+
+    customer_id: UUID
+    order_id: UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def me(self) -> ActorRef:
+        return ActorRef(kind=CUSTOMER, id=str(self.customer_id))
+
+    def _common(self, actor: ActorRef, **extra: object) -> dict[str, Any]:
+        return {
+            "command_id": uuid.uuid4(),
+            "order_id": self.order_id,
+            "customer_id": self.customer_id,
+            "actor": actor,
+            "issued_at": now(),
+            **extra,
+        }
+
+    def quote(
+        self, side: Side, source_id: UUID, destination_id: UUID, amount: str, **extra: object
+    ) -> c.RequestQuote:
+        return c.RequestQuote(
+            **self._common(self.me, **extra),
+            side=side,
+            source_id=source_id,
+            destination_id=destination_id,
+            source_amount=Decimal(amount),
+        )
+
+    def confirm(self, side: Side, **extra: object) -> c.ConfirmQuote:
+        return c.ConfirmQuote(**self._common(self.me, **extra), side=side)
+
+    def cancel(self, **extra: object) -> c.CancelOrder:
+        return c.CancelOrder(**self._common(self.me, **extra))
+
+    def requote(self, **extra: object) -> c.Requote:
+        return c.Requote(**self._common(self.me, **extra))
+
+    def approve(self, rate: str | None = None, **extra: object) -> c.ApproveOrder:
+        return c.ApproveOrder(
+            **self._common(OPERATOR, **extra), rate=None if rate is None else Decimal(rate)
+        )
+
+    def reject(self, **extra: object) -> c.RejectOrder:
+        return c.RejectOrder(**self._common(OPERATOR, **extra))
+
+    def debited(self, reference: str = "debit-ref", **extra: object) -> c.RecordSourceDebit:
+        return c.RecordSourceDebit(**self._common(WORKER, **extra), reference=reference)
+
+    def debit_failed(
+        self, reason: str = "insufficient funds", **extra: object
+    ) -> c.RecordSourceDebitFailure:
+        return c.RecordSourceDebitFailure(**self._common(WORKER, **extra), reason=reason)
+
+    def refunded(self, reference: str = "refund-ref", **extra: object) -> c.RecordRefund:
+        return c.RecordRefund(**self._common(WORKER, **extra), reference=reference)
+
+    def paid_out(
+        self, attempt: int = 1, reference: str = "payout-ref", **extra: object
+    ) -> c.RecordPayout:
+        return c.RecordPayout(**self._common(WORKER, **extra), attempt=attempt, reference=reference)
+
+    def payout_failed(self, attempt: int = 1, **extra: object) -> c.RecordPayoutFailure:
+        return c.RecordPayoutFailure(
+            **self._common(WORKER, **extra), attempt=attempt, reason="chain refused"
+        )
+
+    def retry_payout(self, **extra: object) -> c.RetryPayout:
+        return c.RetryPayout(**self._common(OPERATOR, **extra))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import signal
 import subprocess
@@ -17,9 +19,13 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from domain import commands as c
 from domain.commands import ActorRef
 from domain.order import ActorKind, Side
+from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,3 +175,80 @@ class Orderer:
 
     def retry_payout(self, **extra: object) -> c.RetryPayout:
         return c.RetryPayout(**self._common(OPERATOR, **extra))
+
+
+def stored_order_events(settings: Settings) -> list[tuple[UUID, int, str]]:
+    """(order id, version, event class) of every order event in the store, in log order."""
+    with psycopg.connect(settings.conninfo()) as conn:
+        exists = conn.execute("SELECT to_regclass('orders_events')").fetchone()
+        if exists is None or exists[0] is None:
+            return []
+        rows = conn.execute(
+            "SELECT originator_id, originator_version, topic FROM orders_events"
+            " WHERE topic LIKE %s ORDER BY notification_id",
+            ("%Order.%",),
+        ).fetchall()
+    return [(row[0], row[1], row[2].rsplit(".", 1)[-1]) for row in rows]
+
+
+async def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every record of every partition of `topic`, up to the end offsets as of now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - fresh partitions
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*partitions, timeout_ms=1000)
+            for part in batch.values():
+                records.extend(part)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def eventually(check: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:  # noqa: ANN401, ASYNC109
+    """Poll `check()` (sync or async) until it returns something truthy; fail after `timeout`."""
+
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: UUID
+    account: UUID
+    wallet: UUID
+
+
+async def make_customer(settings: Settings, name: str = "Ada") -> Customer:
+    """A customer with an active EUR account and a wallet with a USDC address."""
+    async with PostgresResourceDirectory(settings) as directory:
+        await directory.create_schema()
+        customer = await directory.create_customer(name)
+        account = await directory.create_account(
+            customer.id, name="Main", iban="DE89370400440532013000"
+        )
+        wallet = await directory.create_wallet(
+            customer.id,
+            label="Cold",
+            network="ethereum",
+            usdc_address="0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8],
+        )
+    return Customer(customer.id, account.account.id, wallet.id)

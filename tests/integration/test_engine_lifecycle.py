@@ -4,8 +4,6 @@ with the test playing the operator and the workers; the relay publishes every ev
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from uuid import UUID
 
 import pytest
 
@@ -13,37 +11,13 @@ from domain.commands import Command
 from domain.order import Side
 from services.command_client import CommandClient
 from services.contracts import ReplyEnvelope
-from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
-from tests.support import Orderer, running
+from tests.support import Customer, Orderer, make_customer, running
 
 pytestmark = pytest.mark.integration
 
 ENGINE_READY = "engine: consuming"
 RELAY_READY = "relay: publishing"
-
-
-@dataclass(frozen=True)
-class Customer:
-    id: UUID
-    account: UUID
-    wallet: UUID
-
-
-async def make_customer(settings: Settings) -> Customer:
-    async with PostgresResourceDirectory(settings) as directory:
-        await directory.create_schema()
-        customer = await directory.create_customer("Ada")
-        account = await directory.create_account(
-            customer.id, name="Main", iban="DE89370400440532013000"
-        )
-        wallet = await directory.create_wallet(
-            customer.id,
-            label="Cold",
-            network="ethereum",
-            usdc_address="0x" + "ab" * 20,
-        )
-    return Customer(customer.id, account.account.id, wallet.id)
 
 
 @pytest.fixture

@@ -128,6 +128,45 @@ class CommandClient:
         finally:
             self._waiting.pop(correlation_id, None)
 
+    async def send_all(
+        self,
+        commands: list[Command],
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109 - the timeout is the contract
+    ) -> list[ReplyEnvelope]:
+        """Publish several commands in order without waiting in between (they share a partition
+        when they share an order), then wait for all their replies, in the same order."""
+        futures: list[asyncio.Future[ReplyEnvelope]] = []
+        correlation_ids = []
+        deliveries = []
+        try:
+            for command in commands:
+                correlation_id = uuid.uuid4().hex
+                future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
+                self._waiting[correlation_id] = future
+                correlation_ids.append(correlation_id)
+                futures.append(future)
+                deliveries.append(
+                    await self._producer.send(
+                        self.settings.commands_topic,
+                        CommandEnvelope.of(command).to_bytes(),
+                        key=str(command.order_id).encode(),
+                        headers=[
+                            (CORRELATION_ID, correlation_id.encode()),
+                            (REPLY_TO, self.instance_id.encode()),
+                        ],
+                    ),
+                )
+            await asyncio.gather(*deliveries)
+            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
+        except TimeoutError:
+            raise CommandTimeoutError(
+                f"no reply to {len(commands)} commands in {timeout}s"
+            ) from None
+        finally:
+            for correlation_id in correlation_ids:
+                self._waiting.pop(correlation_id, None)
+
     async def _read_replies(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             batches: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=500)

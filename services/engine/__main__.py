@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
@@ -76,19 +77,23 @@ async def run(settings: Settings) -> None:
             clock=utc_now,
         )
         broker = KafkaBroker(
-            settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            client_id="otc-engine",
-            log_level=logging.DEBUG,
+            settings.kafka_bootstrap, client_id="otc-engine", log_level=logging.DEBUG
         )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            client_id="otc-engine-replies",
+        )
+        await producer.start()
+        stack.push_async_callback(producer.stop)
 
         async def send(
             topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
         ) -> Awaitable[Any]:
-            future: Awaitable[Any] = await broker.publish(
-                value, topic, key=key, headers=headers, no_confirm=True
-            )
+            encoded = [(name, text.encode()) for name, text in headers.items()]
+            future: Awaitable[Any] = await producer.send(topic, value, key=key, headers=encoded)
             return future
 
         service = EngineService(

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import Recording, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from domain.idempotency import IdempotencyKey
@@ -35,13 +35,46 @@ class Orders(Application[UUID]):
             return None
         return found
 
-    def orders(self, order_ids: Iterable[UUID]) -> dict[UUID, Order]:
-        found = ((order_id, self.order(order_id)) for order_id in set(order_ids))
-        return {order_id: order for order_id, order in found if order is not None}
+    def load_many(self, aggregate_ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
+        """The current state of many aggregates from ONE query (a batch's working set).
 
-    def keys(self, key_ids: Iterable[UUID]) -> dict[UUID, IdempotencyKey]:
-        found = ((key_id, self.key(key_id)) for key_id in set(key_ids))
-        return {key_id: key for key_id, key in found if key is not None}
+        The repository would read them one round trip each; a batch of hundreds of commands
+        cannot afford that. Missing ids are absent from the result.
+        """
+        wanted = list(set(aggregate_ids))
+        recorder = self.recorder
+        if not isinstance(recorder, PostgresApplicationRecorder):
+            found = ((i, self._get_or_none(i)) for i in wanted)
+            return {i: a for i, a in found if a is not None}
+        if not wanted:
+            return {}
+        query = (
+            "SELECT originator_id, originator_version, topic, state"  # noqa: S608 - library identifiers
+            f" FROM {recorder.datastore.schema}.{recorder.events_table_name}"
+            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        )
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, (wanted,))
+            rows: list[Any] = curs.fetchall()
+        aggregates: dict[UUID, Aggregate] = {}
+        for row in rows:
+            stored = StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            event: Any = self.mapper.to_domain_event(stored)
+            aggregate_id: UUID = event.originator_id
+            aggregates[aggregate_id] = event.mutate(aggregates.get(aggregate_id))
+        return aggregates
+
+    def _get_or_none(self, aggregate_id: UUID) -> Aggregate | None:
+        try:
+            found: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found
 
     def save_all(self, aggregates: Sequence[Aggregate]) -> list[Recording[UUID]]:
         """Every pending event of every aggregate, in one transaction."""

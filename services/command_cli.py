@@ -1,0 +1,181 @@
+"""`otc command ...`: publish one command to `otc.commands` and print the engine's reply as JSON.
+
+Customer commands act as the customer given; operator commands act as `--operator` and find the
+order's customer in the event store. Exit code 0 when the engine accepted the command, 1 when it
+refused it (the reply says why), 2 on bad input, 3 when no reply came in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+
+from domain import commands as c
+from domain.commands import ActorRef
+from domain.order import ActorKind, Side
+from services.command_client import CommandClient, CommandTimeoutError
+from services.engine.app import Orders
+from services.settings import Settings
+
+command_app = typer.Typer(no_args_is_help=True, help="Publish a command and print the reply.")
+
+Timeout = Annotated[float, typer.Option(help="seconds to wait for the reply")]
+Operator = Annotated[str, typer.Option(help="the operator acting")]
+Key = Annotated[UUID | None, typer.Option("--idempotency-key", help="an Idempotency-Key (UUID)")]
+
+
+def _send(command: c.Command, timeout: float) -> None:
+    async def go() -> dict[str, Any]:
+        async with CommandClient(Settings()) as client:
+            reply = await client.send(command, timeout=timeout)
+        return reply.model_dump(mode="json", by_alias=True)
+
+    try:
+        reply = asyncio.run(go())
+    except CommandTimeoutError as error:
+        typer.echo(
+            f"{error}; the command may still complete, and sending it again is safe", err=True
+        )
+        raise typer.Exit(3) from None
+    typer.echo(json.dumps(reply, indent=2))
+    raise typer.Exit(0 if reply["ok"] else 1)
+
+
+def _common(order_id: UUID, customer_id: UUID, actor: ActorRef, key: UUID | None) -> dict[str, Any]:
+    return {
+        "command_id": uuid.uuid4(),
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "actor": actor,
+        "idempotency_key": key,
+        "issued_at": datetime.now(UTC),
+    }
+
+
+def _customer(customer_id: UUID) -> ActorRef:
+    return ActorRef(kind=ActorKind.CUSTOMER, id=str(customer_id))
+
+
+def _owner_of(order_id: UUID) -> UUID:
+    orders = Orders(env=Settings().postgres_env())
+    try:
+        order = orders.order(order_id)
+    finally:
+        orders.close()
+    if order is None:
+        typer.echo(f"order {order_id} not found", err=True)
+        raise typer.Exit(2)
+    return order.customer_id
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        typer.echo(f"not a decimal amount: {text!r}", err=True)
+        raise typer.Exit(2) from None
+
+
+@command_app.command("quote")
+def quote(
+    customer: Annotated[UUID, typer.Option(help="the customer asking")],
+    source: Annotated[UUID, typer.Option(help="buy: EUR account; sell: wallet")],
+    destination: Annotated[UUID, typer.Option(help="buy: wallet; sell: EUR account")],
+    amount: Annotated[str, typer.Option(help="source amount, e.g. 1000.00")],
+    side: Annotated[Side, typer.Option(help="buy or sell")] = Side.BUY,
+    order: Annotated[UUID | None, typer.Option(help="the new order id (default: random)")] = None,
+    key: Key = None,
+    timeout: Timeout = 10.0,
+) -> None:
+    """RequestQuote: a new quoted order."""
+    _send(
+        c.RequestQuote(
+            **_common(order or uuid.uuid4(), customer, _customer(customer), key),
+            side=side,
+            source_id=source,
+            destination_id=destination,
+            source_amount=_amount(amount),
+        ),
+        timeout,
+    )
+
+
+@command_app.command("confirm")
+def confirm(
+    order: UUID,
+    customer: Annotated[UUID, typer.Option(help="the customer confirming")],
+    side: Annotated[Side, typer.Option(help="the quote's side")] = Side.BUY,
+    max_slippage_bps: Annotated[int | None, typer.Option(help="refuse a worse final rate")] = None,
+    key: Key = None,
+    timeout: Timeout = 10.0,
+) -> None:
+    """ConfirmQuote: the quote becomes an order."""
+    _send(
+        c.ConfirmQuote(
+            **_common(order, customer, _customer(customer), key),
+            side=side,
+            max_slippage_bps=max_slippage_bps,
+        ),
+        timeout,
+    )
+
+
+@command_app.command("cancel")
+def cancel(
+    order: UUID,
+    customer: Annotated[UUID, typer.Option(help="the customer cancelling")],
+    key: Key = None,
+    timeout: Timeout = 10.0,
+) -> None:
+    """CancelOrder: only a quoted or requoted order."""
+    _send(c.CancelOrder(**_common(order, customer, _customer(customer), key)), timeout)
+
+
+@command_app.command("requote")
+def requote(
+    order: UUID,
+    customer: Annotated[UUID, typer.Option(help="the customer asking")],
+    key: Key = None,
+    timeout: Timeout = 10.0,
+) -> None:
+    """Requote: a fresh rate and expiry."""
+    _send(c.Requote(**_common(order, customer, _customer(customer), key)), timeout)
+
+
+@command_app.command("approve")
+def approve(
+    order: UUID,
+    rate: Annotated[str | None, typer.Option(help="final rate (default: the live rate)")] = None,
+    operator: Operator = "cli-operator",
+    timeout: Timeout = 10.0,
+) -> None:
+    """ApproveOrder: set the final rate and release the order."""
+    actor = ActorRef(kind=ActorKind.OPERATOR, id=operator)
+    final = None if rate is None else _amount(rate)
+    _send(c.ApproveOrder(**_common(order, _owner_of(order), actor, None), rate=final), timeout)
+
+
+@command_app.command("reject")
+def reject(
+    order: UUID,
+    reason: Annotated[str, typer.Option(help="why")] = "rejected by operator",
+    operator: Operator = "cli-operator",
+    timeout: Timeout = 10.0,
+) -> None:
+    """RejectOrder: a buy is refunded; a sell moved nothing."""
+    actor = ActorRef(kind=ActorKind.OPERATOR, id=operator)
+    _send(c.RejectOrder(**_common(order, _owner_of(order), actor, None), reason=reason), timeout)
+
+
+@command_app.command("retry-payout")
+def retry_payout(order: UUID, operator: Operator = "cli-operator", timeout: Timeout = 10.0) -> None:
+    """RetryPayout: try a failed payout again."""
+    actor = ActorRef(kind=ActorKind.OPERATOR, id=operator)
+    _send(c.RetryPayout(**_common(order, _owner_of(order), actor, None)), timeout)

@@ -50,7 +50,7 @@ def create_customer(*, name: Annotated[str, typer.Option("--name")]) -> None:
 
 
 @resources_app.command("create-account")
-def create_account(  # noqa: PLR0913 - one parameter per command-line option
+def create_account(
     *,
     name: Annotated[str, typer.Option("--name")],
     iban: Annotated[str, typer.Option("--iban", help="Full IBAN; only a masked form is stored.")],

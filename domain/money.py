@@ -7,7 +7,8 @@ platform never pays out a fraction it did not receive.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from contextlib import AbstractContextManager
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
 
 from domain.errors import DomainError, ErrorCode
@@ -34,6 +35,10 @@ RATE_QUANTUM = Decimal(1).scaleb(-RATE_PLACES)
 BPS = Decimal(10_000)
 # Amounts are below 10**15 in any currency: far above every configured maximum.
 MAX_DIGITS_BEFORE_POINT = 15
+# Rates are below 10**6: EUR/USDC is near 1.
+MAX_RATE_DIGITS = 6
+# 15 + 6 integer digits, 6 + 10 places and room to spare: no product in range is rounded.
+EXACT_PRECISION = 60
 
 
 def parse_amount(value: str | Decimal, currency: Currency, *, field: str) -> Decimal:
@@ -54,13 +59,14 @@ def parse_amount(value: str | Decimal, currency: Currency, *, field: str) -> Dec
         )
     if amount.adjusted() >= MAX_DIGITS_BEFORE_POINT:
         raise DomainError(ErrorCode.VALIDATION_ERROR, f"{field} is too large", field=field)
-    if decimal_places(amount.normalize()) > currency.places:
+    if significant_places(amount) > currency.places:
         raise DomainError(
             ErrorCode.VALIDATION_ERROR,
             f"{field} has more than {currency.places} decimal places for {currency}",
             field=field,
         )
-    return amount.quantize(currency.quantum)
+    with exact():
+        return amount.quantize(currency.quantum)
 
 
 def check_size(
@@ -81,7 +87,8 @@ def check_size(
 
 
 def round_down(amount: Decimal, currency: Currency) -> Decimal:
-    return amount.quantize(currency.quantum, rounding=ROUND_DOWN)
+    with exact():
+        return amount.quantize(currency.quantum, rounding=ROUND_DOWN)
 
 
 def normalise_rate(rate: Decimal) -> Decimal:
@@ -90,21 +97,46 @@ def normalise_rate(rate: Decimal) -> Decimal:
         raise DomainError(
             ErrorCode.VALIDATION_ERROR, "rate must be a positive number", field="rate"
         )
+    if rate.adjusted() >= MAX_RATE_DIGITS:
+        raise DomainError(ErrorCode.VALIDATION_ERROR, "rate is implausibly large", field="rate")
     if decimal_places(rate) > RATE_PLACES:
-        rate = rate.quantize(RATE_QUANTUM, rounding=ROUND_DOWN)
+        with exact():
+            rate = rate.quantize(RATE_QUANTUM, rounding=ROUND_DOWN)
         if rate == 0:
             raise DomainError(ErrorCode.VALIDATION_ERROR, "rate is too small", field="rate")
     return rate
 
 
 def decimal_places(value: Decimal) -> int:
+    """Places as written, trailing zeros included (1.50 has 2)."""
     exponent = value.as_tuple().exponent
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
+def significant_places(value: Decimal) -> int:
+    """Places that matter, trailing zeros excluded (1.50 has 1), with no context rounding."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0:
+        return 0
+    places = -exponent
+    for digit in reversed(digits):
+        if places == 0 or digit != 0:
+            break
+        places -= 1
+    return places
+
+
+def exact() -> AbstractContextManager[Context]:
+    """A decimal context wide enough that amounts and rates in range are never rounded by it:
+    the only rounding is the explicit one to a currency's places."""
+    return localcontext(prec=EXACT_PRECISION)
+
+
 def convert(source_amount: Decimal, fee: Decimal, rate: Decimal, destination: Currency) -> Decimal:
     """`(source - fee) x rate`, rounded down to the destination's places."""
-    return round_down((source_amount - fee) * rate, destination)
+    with exact():
+        product = (source_amount - fee) * rate
+    return round_down(product, destination)
 
 
 def slippage_bps(indicative_rate: Decimal, final_rate: Decimal) -> Decimal:

@@ -13,7 +13,7 @@ outcomes are also idempotent by meaning: an outcome already recorded is accepted
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -244,7 +244,7 @@ class Order(Aggregate):
         cause: Cause,
     ) -> Order:
         source_amount = checked_source_amount(side, source_amount, limits)
-        rate, destination_amount = price_out(side, source_amount, terms)
+        rate, fee, destination_amount = price_out(side, source_amount, terms)
         return cls._create(
             cls.Quoted,
             id=order_id,
@@ -254,7 +254,7 @@ class Order(Aggregate):
             source_amount=source_amount,
             destination_id=destination_id,
             rate=rate,
-            fee=terms.fee,
+            fee=fee,
             destination_amount=destination_amount,
             expires_at=terms.expires_at,
             provider_quote_id=terms.provider_quote_id,
@@ -268,12 +268,12 @@ class Order(Aggregate):
 
     def requote(self, terms: QuoteTerms, cause: Cause) -> None:
         self.check_status(REQUOTABLE, ErrorCode.INVALID_TRANSITION, "requote")
-        rate, destination_amount = price_out(self.side, self.source_amount, terms)
+        rate, fee, destination_amount = price_out(self.side, self.source_amount, terms)
         self._trigger(
             self.Requoted,
             cause,
             rate=rate,
-            fee=terms.fee,
+            fee=fee,
             destination_amount=destination_amount,
             expires_at=terms.expires_at,
             provider_quote_id=terms.provider_quote_id,
@@ -376,8 +376,11 @@ class Order(Aggregate):
         self._trigger(self.PaidOut, cause, attempt=attempt, reference=reference)
 
     def record_payout_failure(self, attempt: int, reason: str, cause: Cause) -> None:
-        if self.status is Status.PAYOUT_FAILED and attempt == self.payout_attempt:
-            return
+        already_recorded = attempt < self.payout_attempt or (
+            self.status is Status.PAYOUT_FAILED and attempt == self.payout_attempt
+        )
+        if already_recorded:
+            return  # an earlier attempt is retried only after its failure was recorded
         self.check_attempt(attempt)
         self.check_status(
             {Status.PAYOUT_PENDING},
@@ -516,24 +519,20 @@ def checked_source_amount(side: Side, amount: Decimal, limits: SizeLimits) -> De
     return amount
 
 
-def price_out(side: Side, source_amount: Decimal, terms: QuoteTerms) -> tuple[Decimal, Decimal]:
-    """The normalised rate and the destination amount a quote's terms give."""
+def price_out(
+    side: Side, source_amount: Decimal, terms: QuoteTerms
+) -> tuple[Decimal, Decimal, Decimal]:
+    """The normalised rate, the fee at the source currency's places, and the destination
+    amount that a quote's terms give."""
     rate = normalise_rate(terms.rate)
-    if (
-        terms.fee < 0
-        or terms.fee >= source_amount
-        or terms.fee != round_down(terms.fee, side.source_currency)
-    ):
+    fee = round_down(terms.fee, side.source_currency)
+    if terms.fee < 0 or terms.fee >= source_amount or fee != terms.fee:
         raise DomainError(ErrorCode.QUOTE_UNAVAILABLE, "the provider's fee is out of range")
-    destination_amount = convert(source_amount, terms.fee, rate, side.destination_currency)
+    destination_amount = convert(source_amount, fee, rate, side.destination_currency)
     if destination_amount <= 0:
         raise DomainError(
             ErrorCode.AMOUNT_BELOW_MINIMUM,
             "the amount is too small to convert",
             field="sourceAmount",
         )
-    return rate, destination_amount
-
-
-def quote_expiry(now: datetime, ttl: timedelta) -> datetime:
-    return now + ttl
+    return rate, fee, destination_amount

@@ -1,0 +1,341 @@
+"""The core-banking sandbox: EUR accounts (customers' and the treasury's, identified by our account
+UUIDs) with balances, and transfers between them idempotent on the client's reference.
+
+Routes (bodies camelCase, amounts decimal strings with 2 places, JSON numbers accepted too):
+
+- `POST /transfers {reference, fromAccount, toAccount, amount, currency?}`: 201 with the transfer
+  `{bankReference, reference, fromAccount, toAccount, amount, currency, status, bookedAt}`; the same
+  reference again: 200 with the original transfer (same `bankReference`), nothing moves; the same
+  reference with other fields: 409 `REFERENCE_CONFLICT`. 422 `INSUFFICIENT_FUNDS` (nothing moves),
+  404 `ACCOUNT_NOT_FOUND`, 400 `SAME_ACCOUNT`, `INVALID_AMOUNT`, `VALIDATION_ERROR`.
+- `GET /transfers/{reference}`: the transfer, or 404 `TRANSFER_NOT_FOUND`.
+- `GET /accounts/{id}`: `{id, currency, balance}`, or 404 `ACCOUNT_NOT_FOUND`.
+- `POST /admin/accounts/{id}/fund {amount, reference?}`: opens the account if needed and credits
+  it (`amount` may be 0 to only open it); with a `reference`, funding is idempotent on it.
+- `GET /admin/totals`: `{currency, accounts, balance, funded}`: money is conserved when the sum of
+  the balances equals the sum of the fundings.
+
+A transfer is one transaction: both accounts are locked (`FOR UPDATE`, in id order, so two
+transfers never deadlock), the balance checked, the transfer row and both balances written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from services.sandbox.common import (
+    REFERENCE_PATTERN,
+    REFUSAL_STATUS,
+    CamelModel,
+    Connection,
+    Database,
+    SandboxError,
+    checked_amount,
+    create_sandbox_app,
+    json_body,
+    money,
+    refusals_ddl,
+    refused_before,
+    remember_refusal,
+    timestamp,
+)
+from services.settings import Settings
+
+SCHEMA = "sandbox_bank"
+PLACES = 2
+
+DDL = (
+    "CREATE SCHEMA IF NOT EXISTS sandbox_bank",
+    refusals_ddl("sandbox_bank"),
+    """CREATE TABLE IF NOT EXISTS sandbox_bank.accounts (
+        id uuid PRIMARY KEY,
+        balance numeric(17, 2) NOT NULL CHECK (balance >= 0),
+        opened_at timestamptz NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE IF NOT EXISTS sandbox_bank.fundings (
+        id bigserial PRIMARY KEY,
+        reference text UNIQUE,
+        account_id uuid NOT NULL REFERENCES sandbox_bank.accounts (id),
+        amount numeric(17, 2) NOT NULL CHECK (amount >= 0),
+        funded_at timestamptz NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE IF NOT EXISTS sandbox_bank.transfers (
+        bank_reference text PRIMARY KEY,
+        reference text NOT NULL UNIQUE,
+        from_account uuid NOT NULL REFERENCES sandbox_bank.accounts (id),
+        to_account uuid NOT NULL REFERENCES sandbox_bank.accounts (id),
+        amount numeric(17, 2) NOT NULL CHECK (amount > 0),
+        booked_at timestamptz NOT NULL DEFAULT now(),
+        CHECK (from_account <> to_account)
+    )""",
+)
+
+
+class TransferRequest(CamelModel):
+    reference: str = Field(pattern=REFERENCE_PATTERN, description="the client's reference")
+    from_account: UUID
+    to_account: UUID
+    amount: Decimal
+    currency: Literal["EUR"] = "EUR"
+
+
+class FundingRequest(CamelModel):
+    amount: Decimal
+    reference: str | None = Field(default=None, pattern=REFERENCE_PATTERN)
+
+
+class Bank:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def transfer(self, request: TransferRequest) -> tuple[dict[str, Any], bool]:
+        """The transfer booked for the reference and whether this call booked it.
+
+        Calls with the same reference are serialised by an advisory lock on it, taken before the
+        accounts' row locks (always in this order, so no two transfers wait on each other).
+        """
+        amount = checked_amount(request.amount, PLACES, field="amount")
+        if request.from_account == request.to_account:
+            raise SandboxError(400, "SAME_ACCOUNT", "fromAccount and toAccount must differ")
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('sandbox_bank.transfers'), hashtext(%s))",
+                (request.reference,),
+            )
+            existing = await self._replay(conn, request, amount)
+            if existing is not None:
+                return existing, False
+            earlier = await refused_before(conn, SCHEMA, request.reference)
+            if earlier is not None:
+                raise earlier
+            try:
+                return await self._book(conn, request, amount), True
+            except SandboxError as error:
+                if error.status != REFUSAL_STATUS:
+                    raise
+                await remember_refusal(conn, SCHEMA, request.reference, error)
+                refusal = error
+        raise refusal
+
+    async def _replay(
+        self,
+        conn: Connection,
+        request: TransferRequest,
+        amount: Decimal,
+    ) -> dict[str, Any] | None:
+        cursor = await conn.execute(
+            "SELECT * FROM sandbox_bank.transfers WHERE reference = %s",
+            (request.reference,),
+        )
+        found = await cursor.fetchone()
+        if found is None:
+            return None
+        same = (found["from_account"], found["to_account"], found["amount"]) == (
+            request.from_account,
+            request.to_account,
+            amount,
+        )
+        if not same:
+            raise SandboxError(
+                409,
+                "REFERENCE_CONFLICT",
+                "this reference was used for a different transfer",
+                bankReference=found["bank_reference"],
+            )
+        return found
+
+    async def _book(
+        self,
+        conn: Connection,
+        request: TransferRequest,
+        amount: Decimal,
+    ) -> dict[str, Any]:
+        cursor = await conn.execute(
+            "SELECT id, balance FROM sandbox_bank.accounts WHERE id = ANY(%s)"
+            " ORDER BY id FOR UPDATE",
+            ([request.from_account, request.to_account],),
+        )
+        balances = {row["id"]: row["balance"] for row in await cursor.fetchall()}
+        for account in (request.from_account, request.to_account):
+            if account not in balances:
+                raise SandboxError(404, "ACCOUNT_NOT_FOUND", f"no account {account}")
+        if balances[request.from_account] < amount:
+            raise SandboxError(422, "INSUFFICIENT_FUNDS", "the balance does not cover the amount")
+        cursor = await conn.execute(
+            "INSERT INTO sandbox_bank.transfers"
+            " (bank_reference, reference, from_account, to_account, amount)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING *",
+            (
+                f"BNK{uuid4().hex[:20].upper()}",
+                request.reference,
+                request.from_account,
+                request.to_account,
+                amount,
+            ),
+        )
+        booked = await cursor.fetchone()
+        if booked is None:
+            raise RuntimeError("INSERT ... RETURNING returned no row")
+        await conn.execute(
+            "UPDATE sandbox_bank.accounts SET balance = balance - %s WHERE id = %s",
+            (amount, request.from_account),
+        )
+        await conn.execute(
+            "UPDATE sandbox_bank.accounts SET balance = balance + %s WHERE id = %s",
+            (amount, request.to_account),
+        )
+        return booked
+
+    async def find_transfer(self, reference: str) -> dict[str, Any] | None:
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM sandbox_bank.transfers WHERE reference = %s",
+                (reference,),
+            )
+            return await cursor.fetchone()
+
+    async def account(self, account_id: UUID) -> dict[str, Any]:
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, balance FROM sandbox_bank.accounts WHERE id = %s",
+                (account_id,),
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            raise SandboxError(404, "ACCOUNT_NOT_FOUND", f"no account {account_id}")
+        return row
+
+    async def fund(self, account_id: UUID, request: FundingRequest) -> dict[str, Any]:
+        amount = checked_amount(request.amount, PLACES, field="amount", allow_zero=True)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO sandbox_bank.accounts (id, balance) VALUES (%s, 0)"
+                " ON CONFLICT (id) DO NOTHING",
+                (account_id,),
+            )
+            cursor = await conn.execute(
+                "INSERT INTO sandbox_bank.fundings (reference, account_id, amount)"
+                " VALUES (%s, %s, %s) ON CONFLICT (reference) DO NOTHING RETURNING id",
+                (request.reference, account_id, amount),
+            )
+            if await cursor.fetchone() is not None:
+                await conn.execute(
+                    "UPDATE sandbox_bank.accounts SET balance = balance + %s WHERE id = %s",
+                    (amount, account_id),
+                )
+            else:
+                await self._check_same_funding(conn, account_id, request.reference, amount)
+        return await self.account(account_id)
+
+    async def _check_same_funding(
+        self,
+        conn: Connection,
+        account_id: UUID,
+        reference: str | None,
+        amount: Decimal,
+    ) -> None:
+        cursor = await conn.execute(
+            "SELECT account_id, amount FROM sandbox_bank.fundings WHERE reference = %s",
+            (reference,),
+        )
+        found = await cursor.fetchone()
+        if found is None or (found["account_id"], found["amount"]) != (account_id, amount):
+            raise SandboxError(
+                409,
+                "REFERENCE_CONFLICT",
+                "this reference was used for a different funding",
+            )
+
+    async def totals(self) -> dict[str, object]:
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT (SELECT count(*) FROM sandbox_bank.accounts) AS accounts,"
+                " (SELECT coalesce(sum(balance), 0) FROM sandbox_bank.accounts) AS balance,"
+                " (SELECT coalesce(sum(amount), 0) FROM sandbox_bank.fundings) AS funded",
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            raise RuntimeError("an aggregate query returned no row")
+        return {
+            "currency": "EUR",
+            "accounts": row["accounts"],
+            "balance": money(row["balance"], PLACES),
+            "funded": money(row["funded"], PLACES),
+        }
+
+
+def transfer_view(row: Mapping[str, Any]) -> dict[str, object]:
+    return {
+        "bankReference": row["bank_reference"],
+        "reference": row["reference"],
+        "fromAccount": str(row["from_account"]),
+        "toAccount": str(row["to_account"]),
+        "amount": money(row["amount"], PLACES),
+        "currency": "EUR",
+        "status": "BOOKED",
+        "bookedAt": timestamp(row["booked_at"]),
+    }
+
+
+def account_view(row: Mapping[str, Any]) -> dict[str, object]:
+    return {"id": str(row["id"]), "currency": "EUR", "balance": money(row["balance"], PLACES)}
+
+
+def _bank(request: Request) -> Bank:
+    bank: Bank = request.app.state.bank
+    return bank
+
+
+BankDep = Annotated[Bank, Depends(_bank)]
+router = APIRouter()
+
+
+@router.post("/transfers", status_code=201)
+async def create_transfer(
+    bank: BankDep,
+    body: Annotated[TransferRequest, Depends(json_body(TransferRequest))],
+) -> JSONResponse:
+    row, booked_now = await bank.transfer(body)
+    return JSONResponse(transfer_view(row), status_code=201 if booked_now else 200)
+
+
+@router.get("/transfers/{reference}")
+async def read_transfer(reference: str, bank: BankDep) -> dict[str, object]:
+    row = await bank.find_transfer(reference)
+    if row is None:
+        raise SandboxError(404, "TRANSFER_NOT_FOUND", "no transfer has this reference")
+    return transfer_view(row)
+
+
+@router.get("/accounts/{account_id}")
+async def read_account(account_id: UUID, bank: BankDep) -> dict[str, object]:
+    return account_view(await bank.account(account_id))
+
+
+@router.post("/admin/accounts/{account_id}/fund")
+async def fund_account(
+    bank: BankDep,
+    account_id: UUID,
+    body: Annotated[FundingRequest, Depends(json_body(FundingRequest))],
+) -> dict[str, object]:
+    return account_view(await bank.fund(account_id, body))
+
+
+@router.get("/admin/totals")
+async def totals(bank: BankDep) -> dict[str, object]:
+    return await bank.totals()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    database = Database(settings, SCHEMA, DDL)
+    app = create_sandbox_app("Core banking sandbox (EUR)", database)
+    app.state.bank = Bank(database)
+    app.include_router(router)
+    return app

@@ -1,0 +1,420 @@
+"""The chain sandbox: USDC balances per (network, address), transfers idempotent on the client's
+reference that return a transaction hash, and live balance reads.
+
+Routes (bodies camelCase, amounts decimal strings with 6 places, JSON numbers accepted too):
+
+- `POST /transfers {reference, network, fromAddress, toAddress, amount}`: 201 with the transfer
+  `{transactionHash, reference, network, fromAddress, toAddress, amount, currency, status,
+  confirmedAt}`; the same reference again: 200 with the original (same hash), nothing moves; the
+  same reference with other fields: 409 `REFERENCE_CONFLICT`. 422 `INSUFFICIENT_FUNDS` (nothing
+  moves), 400 `UNSUPPORTED_NETWORK`, `INVALID_ADDRESS`, `SAME_ADDRESS`, `INVALID_AMOUNT`,
+  `VALIDATION_ERROR`.
+- `GET /transfers/{reference}`: the transfer, or 404 `TRANSFER_NOT_FOUND`.
+- `GET /balances/{network}/{address}`: `{network, address, currency, balance}` (0 for an address
+  never seen, as on a real chain).
+- `POST /admin/wallets/{network}/{address}/fund {amount, reference?}`: credits the address
+  (`amount` may be 0); with a `reference`, funding is idempotent on it.
+- `GET /admin/totals`: `{currency, balance, funded, networks: [{network, wallets, balance,
+  funded}]}`: money is conserved when each network's balances sum to its fundings.
+
+Addresses: ethereum and polygon `0x` + 40 hex digits (kept lowercase), solana base58 (32 to 44
+characters); other configured networks accept 16 to 128 letters and digits.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from services.sandbox.common import (
+    REFERENCE_PATTERN,
+    REFUSAL_STATUS,
+    CamelModel,
+    Connection,
+    Database,
+    SandboxError,
+    checked_amount,
+    create_sandbox_app,
+    json_body,
+    money,
+    refusals_ddl,
+    refused_before,
+    remember_refusal,
+    timestamp,
+)
+from services.settings import Settings
+
+SCHEMA = "sandbox_chain"
+PLACES = 6
+EVM_NETWORKS = frozenset({"ethereum", "polygon", "arbitrum", "base", "optimism", "avalanche"})
+BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+SOLANA_ADDRESS = re.compile(rf"^[{BASE58_ALPHABET}]{{32,44}}$")
+OTHER_ADDRESS = re.compile(r"^[A-Za-z0-9]{16,128}$")
+
+DDL = (
+    "CREATE SCHEMA IF NOT EXISTS sandbox_chain",
+    refusals_ddl("sandbox_chain"),
+    """CREATE TABLE IF NOT EXISTS sandbox_chain.wallets (
+        network text NOT NULL,
+        address text NOT NULL,
+        balance numeric(24, 6) NOT NULL CHECK (balance >= 0),
+        PRIMARY KEY (network, address)
+    )""",
+    """CREATE TABLE IF NOT EXISTS sandbox_chain.fundings (
+        id bigserial PRIMARY KEY,
+        reference text UNIQUE,
+        network text NOT NULL,
+        address text NOT NULL,
+        amount numeric(24, 6) NOT NULL CHECK (amount >= 0),
+        funded_at timestamptz NOT NULL DEFAULT now(),
+        FOREIGN KEY (network, address) REFERENCES sandbox_chain.wallets (network, address)
+    )""",
+    """CREATE TABLE IF NOT EXISTS sandbox_chain.transfers (
+        transaction_hash text PRIMARY KEY,
+        reference text NOT NULL UNIQUE,
+        network text NOT NULL,
+        from_address text NOT NULL,
+        to_address text NOT NULL,
+        amount numeric(24, 6) NOT NULL CHECK (amount > 0),
+        confirmed_at timestamptz NOT NULL DEFAULT now(),
+        CHECK (from_address <> to_address)
+    )""",
+)
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    networks: Sequence[str] = ("ethereum", "polygon", "solana")
+
+
+class TransferRequest(CamelModel):
+    reference: str = Field(pattern=REFERENCE_PATTERN, description="the client's reference")
+    network: str
+    from_address: str
+    to_address: str
+    amount: Decimal
+
+
+class FundingRequest(CamelModel):
+    amount: Decimal
+    reference: str | None = Field(default=None, pattern=REFERENCE_PATTERN)
+
+
+def base58(data: bytes) -> str:
+    number = int.from_bytes(data, "big")
+    digits = ""
+    while number:
+        number, digit = divmod(number, 58)
+        digits = BASE58_ALPHABET[digit] + digits
+    leading_zeros = len(data) - len(data.lstrip(b"\0"))
+    return BASE58_ALPHABET[0] * leading_zeros + digits
+
+
+def transaction_hash(network: str) -> str:
+    if network == "solana":
+        return base58(secrets.token_bytes(64))
+    return "0x" + secrets.token_hex(32)
+
+
+class Chain:
+    def __init__(self, database: Database, config: ChainConfig) -> None:
+        self._db = database
+        self._networks = tuple(config.networks)
+
+    def network(self, network: str) -> str:
+        if network not in self._networks:
+            raise SandboxError(
+                400,
+                "UNSUPPORTED_NETWORK",
+                f"network must be one of {', '.join(self._networks)}",
+                field="network",
+            )
+        return network
+
+    def address(self, network: str, address: str, *, field: str) -> str:
+        """The canonical form of a valid address on `network` (EVM addresses lowercase)."""
+        if network in EVM_NETWORKS:
+            pattern = EVM_ADDRESS
+        elif network == "solana":
+            pattern = SOLANA_ADDRESS
+        else:
+            pattern = OTHER_ADDRESS
+        if not pattern.fullmatch(address):
+            raise SandboxError(
+                400,
+                "INVALID_ADDRESS",
+                f"{field} is not a {network} address",
+                field=field,
+            )
+        return address.lower() if network in EVM_NETWORKS else address
+
+    async def transfer(self, request: TransferRequest) -> tuple[dict[str, Any], bool]:
+        """The transfer booked for the reference and whether this call booked it.
+
+        The recipient's wallet row is opened first (its own statement). Calls with the same
+        reference are then serialised by an advisory lock on it, taken before the wallets' row
+        locks (always in this order, so no two transfers wait on each other).
+        """
+        network = self.network(request.network)
+        canonical = request.model_copy(
+            update={
+                "network": network,
+                "from_address": self.address(network, request.from_address, field="fromAddress"),
+                "to_address": self.address(network, request.to_address, field="toAddress"),
+                "amount": checked_amount(request.amount, PLACES, field="amount"),
+            },
+        )
+        if canonical.from_address == canonical.to_address:
+            raise SandboxError(400, "SAME_ADDRESS", "fromAddress and toAddress must differ")
+        async with self._db.connection() as conn:
+            await self._open_wallet(conn, network, canonical.to_address)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('sandbox_chain.transfers'), hashtext(%s))",
+                (canonical.reference,),
+            )
+            existing = await self._replay(conn, canonical)
+            if existing is not None:
+                return existing, False
+            earlier = await refused_before(conn, SCHEMA, canonical.reference)
+            if earlier is not None:
+                raise earlier
+            try:
+                return await self._book(conn, canonical), True
+            except SandboxError as error:
+                if error.status != REFUSAL_STATUS:
+                    raise
+                await remember_refusal(conn, SCHEMA, canonical.reference, error)
+                refusal = error
+        raise refusal
+
+    async def _replay(self, conn: Connection, request: TransferRequest) -> dict[str, Any] | None:
+        cursor = await conn.execute(
+            "SELECT * FROM sandbox_chain.transfers WHERE reference = %s",
+            (request.reference,),
+        )
+        found = await cursor.fetchone()
+        if found is None:
+            return None
+        fields = ("network", "from_address", "to_address", "amount")
+        if any(found[name] != getattr(request, name) for name in fields):
+            raise SandboxError(
+                409,
+                "REFERENCE_CONFLICT",
+                "this reference was used for a different transfer",
+                transactionHash=found["transaction_hash"],
+            )
+        return found
+
+    async def _book(self, conn: Connection, request: TransferRequest) -> dict[str, Any]:
+        cursor = await conn.execute(
+            "SELECT address, balance FROM sandbox_chain.wallets"
+            " WHERE network = %s AND address = ANY(%s) ORDER BY address FOR UPDATE",
+            (request.network, [request.from_address, request.to_address]),
+        )
+        balances = {row["address"]: row["balance"] for row in await cursor.fetchall()}
+        if balances.get(request.from_address, Decimal(0)) < request.amount:
+            raise SandboxError(422, "INSUFFICIENT_FUNDS", "the balance does not cover the amount")
+        cursor = await conn.execute(
+            "INSERT INTO sandbox_chain.transfers"
+            " (transaction_hash, reference, network, from_address, to_address, amount)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+            (
+                transaction_hash(request.network),
+                request.reference,
+                request.network,
+                request.from_address,
+                request.to_address,
+                request.amount,
+            ),
+        )
+        booked = await cursor.fetchone()
+        if booked is None:
+            raise RuntimeError("INSERT ... RETURNING returned no row")
+        for address, delta in (
+            (request.from_address, -request.amount),
+            (request.to_address, request.amount),
+        ):
+            await conn.execute(
+                "UPDATE sandbox_chain.wallets SET balance = balance + %s"
+                " WHERE network = %s AND address = %s",
+                (delta, request.network, address),
+            )
+        return booked
+
+    async def _open_wallet(self, conn: Connection, network: str, address: str) -> None:
+        await conn.execute(
+            "INSERT INTO sandbox_chain.wallets (network, address, balance) VALUES (%s, %s, 0)"
+            " ON CONFLICT (network, address) DO NOTHING",
+            (network, address),
+        )
+
+    async def find_transfer(self, reference: str) -> dict[str, Any] | None:
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM sandbox_chain.transfers WHERE reference = %s",
+                (reference,),
+            )
+            return await cursor.fetchone()
+
+    async def balance(self, network: str, address: str) -> dict[str, object]:
+        network = self.network(network)
+        address = self.address(network, address, field="address")
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT balance FROM sandbox_chain.wallets WHERE network = %s AND address = %s",
+                (network, address),
+            )
+            row = await cursor.fetchone()
+        balance = Decimal(0) if row is None else row["balance"]
+        return {
+            "network": network,
+            "address": address,
+            "currency": "USDC",
+            "balance": money(balance, PLACES),
+        }
+
+    async def fund(self, network: str, address: str, request: FundingRequest) -> dict[str, object]:
+        network = self.network(network)
+        address = self.address(network, address, field="address")
+        amount = checked_amount(request.amount, PLACES, field="amount", allow_zero=True)
+        async with self._db.transaction() as conn:
+            await self._open_wallet(conn, network, address)
+            cursor = await conn.execute(
+                "INSERT INTO sandbox_chain.fundings (reference, network, address, amount)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (reference) DO NOTHING RETURNING id",
+                (request.reference, network, address, amount),
+            )
+            if await cursor.fetchone() is not None:
+                await conn.execute(
+                    "UPDATE sandbox_chain.wallets SET balance = balance + %s"
+                    " WHERE network = %s AND address = %s",
+                    (amount, network, address),
+                )
+            else:
+                await self._check_same_funding(conn, (network, address, amount), request.reference)
+        return await self.balance(network, address)
+
+    async def _check_same_funding(
+        self,
+        conn: Connection,
+        funding: tuple[str, str, Decimal],
+        reference: str | None,
+    ) -> None:
+        cursor = await conn.execute(
+            "SELECT network, address, amount FROM sandbox_chain.fundings WHERE reference = %s",
+            (reference,),
+        )
+        found = await cursor.fetchone()
+        if found is None or (found["network"], found["address"], found["amount"]) != funding:
+            raise SandboxError(
+                409,
+                "REFERENCE_CONFLICT",
+                "this reference was used for a different funding",
+            )
+
+    async def totals(self) -> dict[str, object]:
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT n.network,"
+                " (SELECT count(*) FROM sandbox_chain.wallets w WHERE w.network = n.network)"
+                " AS wallets,"
+                " (SELECT coalesce(sum(balance), 0) FROM sandbox_chain.wallets w"
+                " WHERE w.network = n.network) AS balance,"
+                " (SELECT coalesce(sum(amount), 0) FROM sandbox_chain.fundings f"
+                " WHERE f.network = n.network) AS funded"
+                " FROM unnest(%s::text[]) AS n(network)",
+                (list(self._networks),),
+            )
+            rows = await cursor.fetchall()
+        return {
+            "currency": "USDC",
+            "balance": money(sum((row["balance"] for row in rows), Decimal(0)), PLACES),
+            "funded": money(sum((row["funded"] for row in rows), Decimal(0)), PLACES),
+            "networks": [
+                {
+                    "network": row["network"],
+                    "wallets": row["wallets"],
+                    "balance": money(row["balance"], PLACES),
+                    "funded": money(row["funded"], PLACES),
+                }
+                for row in rows
+            ],
+        }
+
+
+def transfer_view(row: Mapping[str, Any]) -> dict[str, object]:
+    return {
+        "transactionHash": row["transaction_hash"],
+        "reference": row["reference"],
+        "network": row["network"],
+        "fromAddress": row["from_address"],
+        "toAddress": row["to_address"],
+        "amount": money(row["amount"], PLACES),
+        "currency": "USDC",
+        "status": "CONFIRMED",
+        "confirmedAt": timestamp(row["confirmed_at"]),
+    }
+
+
+def _chain(request: Request) -> Chain:
+    chain: Chain = request.app.state.chain
+    return chain
+
+
+ChainDep = Annotated[Chain, Depends(_chain)]
+router = APIRouter()
+
+
+@router.post("/transfers", status_code=201)
+async def create_transfer(
+    chain: ChainDep,
+    body: Annotated[TransferRequest, Depends(json_body(TransferRequest))],
+) -> JSONResponse:
+    row, booked_now = await chain.transfer(body)
+    return JSONResponse(transfer_view(row), status_code=201 if booked_now else 200)
+
+
+@router.get("/transfers/{reference}")
+async def read_transfer(reference: str, chain: ChainDep) -> dict[str, object]:
+    row = await chain.find_transfer(reference)
+    if row is None:
+        raise SandboxError(404, "TRANSFER_NOT_FOUND", "no transfer has this reference")
+    return transfer_view(row)
+
+
+@router.get("/balances/{network}/{address}")
+async def read_balance(network: str, address: str, chain: ChainDep) -> dict[str, object]:
+    return await chain.balance(network, address)
+
+
+@router.post("/admin/wallets/{network}/{address}/fund")
+async def fund_wallet(
+    chain: ChainDep,
+    network: str,
+    address: str,
+    body: Annotated[FundingRequest, Depends(json_body(FundingRequest))],
+) -> dict[str, object]:
+    return await chain.fund(network, address, body)
+
+
+@router.get("/admin/totals")
+async def totals(chain: ChainDep) -> dict[str, object]:
+    return await chain.totals()
+
+
+def create_app(settings: Settings, config: ChainConfig | None = None) -> FastAPI:
+    database = Database(settings, SCHEMA, DDL)
+    app = create_sandbox_app("Chain sandbox (USDC)", database)
+    app.state.chain = Chain(database, config or ChainConfig())
+    app.include_router(router)
+    return app

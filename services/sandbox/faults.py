@@ -1,0 +1,131 @@
+"""Fault injection for tests: latency, a fraction of failed calls, lost responses, an outage.
+
+Set with `POST /admin/faults`, read with `GET /admin/faults`, reset with `DELETE /admin/faults`.
+Faults apply to every route outside `/admin`, `/health` and the API docs. An injected failure
+happens BEFORE the route runs, so it changes nothing; `failAfterCommitRate` is the one exception:
+the route runs and commits, then its response is replaced by the failure (a lost response), which
+is what a client retrying with the same reference must survive without moving money twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+EXEMPT_PREFIXES = ("/admin", "/health", "/docs", "/redoc", "/openapi.json")
+
+
+class FaultPlan(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    latency_ms: int = Field(default=0, ge=0, le=120_000, description="delay before each call")
+    latency_rate: float = Field(default=1.0, ge=0, le=1, description="share of calls delayed")
+    fail_rate: float = Field(default=0.0, ge=0, le=1, description="share failed before running")
+    fail_status: Literal[429, 500, 502, 503, 504] = Field(default=503, description="their status")
+    fail_after_commit_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share whose response is lost after the route committed",
+    )
+    down: bool = Field(default=False, description="refuse every call with 503")
+    seed: int | None = Field(default=None, description="seed of the draws, for repeatable tests")
+
+
+@dataclass(frozen=True)
+class Decision:
+    delay_seconds: float
+    fail_before: bool
+    fail_after: bool
+
+
+class FaultInjector:
+    """Draws, per call, whether to delay and whether to fail (state of this process only)."""
+
+    def __init__(self) -> None:
+        self.plan = FaultPlan()
+        self._draws = random.Random()  # noqa: S311 - fault draws are not security-relevant
+
+    def configure(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self._draws = random.Random(plan.seed)  # noqa: S311 - as above
+
+    def decide(self) -> Decision:
+        plan = self.plan
+        delayed = self._draws.random() < plan.latency_rate
+        fail_before = plan.down or self._draws.random() < plan.fail_rate
+        fail_after = self._draws.random() < plan.fail_after_commit_rate
+        return Decision(
+            delay_seconds=plan.latency_ms / 1000 if delayed else 0.0,
+            fail_before=fail_before,
+            fail_after=fail_after,
+        )
+
+
+def _failure(plan: FaultPlan) -> JSONResponse:
+    if plan.down:
+        return JSONResponse(
+            {"code": "SERVICE_DOWN", "message": "the service is down (injected)"},
+            status_code=503,
+        )
+    return JSONResponse(
+        {"code": "INJECTED_FAILURE", "message": "the call failed (injected)"},
+        status_code=plan.fail_status,
+        headers={"Retry-After": "0"} if plan.fail_status in {429, 503} else None,
+    )
+
+
+async def _drain(response: Response) -> None:
+    body = getattr(response, "body_iterator", None)
+    if body is not None:
+        async for _ in body:
+            pass
+
+
+def _fault_middleware(
+    injector: FaultInjector,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def inject_faults(
+        request: Request,
+        call_next: Callable[[Request], Awaitable[Response]],
+    ) -> Response:
+        if request.url.path.startswith(EXEMPT_PREFIXES):
+            return await call_next(request)
+        decision = injector.decide()
+        if decision.delay_seconds:
+            await asyncio.sleep(decision.delay_seconds)
+        if decision.fail_before:
+            return _failure(injector.plan)
+        response = await call_next(request)
+        if not decision.fail_after:
+            return response
+        await _drain(response)
+        return _failure(injector.plan)
+
+    return inject_faults
+
+
+def install_faults(app: FastAPI, injector: FaultInjector) -> None:
+    app.middleware("http")(_fault_middleware(injector))
+
+    @app.get("/admin/faults")
+    async def read_faults() -> dict[str, object]:
+        return injector.plan.model_dump(by_alias=True)
+
+    @app.post("/admin/faults")
+    async def set_faults(plan: FaultPlan) -> dict[str, object]:
+        injector.configure(plan)
+        return injector.plan.model_dump(by_alias=True)
+
+    @app.delete("/admin/faults")
+    async def reset_faults() -> dict[str, object]:
+        injector.configure(FaultPlan())
+        return injector.plan.model_dump(by_alias=True)

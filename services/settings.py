@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     )
 
     upstreams: Literal["fake", "sandbox"] = Field(
-        default="fake",
+        default="sandbox",
         description="fake: in-process fakes of provider and chain; sandbox: the HTTP parties",
     )
     engine_group: str = Field(default="otc-engine", description="the engine's consumer group")

@@ -533,7 +533,30 @@ def up(cfg: StackConfig) -> None:
     say(f"  settings  source {ENV_FILE}")
 
 
+def stop_services() -> None:
+    """The processes deploy/local/run started (their pid files are under .run/pids)."""
+    pids_dir = RUN / "pids"
+    stopped = []
+    for pid_file in sorted(pids_dir.glob("*.pid")) if pids_dir.exists() else []:
+        pid = int(pid_file.read_text().strip() or "0")
+        if pid > 0 and Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                stopped.append((pid_file.stem, pid))
+        pid_file.unlink(missing_ok=True)
+    deadline = time.monotonic() + 20
+    for _, pid in stopped:
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if stopped:
+        say("services: stopped " + ", ".join(name for name, _ in stopped))
+
+
 def down(*, purge: bool) -> None:
+    stop_services()
     stop_kafka()
     stop_postgres()
     if purge:

@@ -35,10 +35,17 @@ LOGS = ROOT / ".run" / "test-logs"
 class Process:
     """A service started as a real subprocess (`python -m MODULE`), its output in a log file."""
 
-    def __init__(self, module: str, settings: Settings, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        module: str,
+        settings: Settings,
+        *args: str,
+        name: str | None = None,
+    ) -> None:
         self.module = module
+        self.args = args
         self.settings = settings
-        self.name = name or module.rsplit(".", 1)[-1]
+        self.name = name or (args[0] if args else module.rsplit(".", 1)[-1])
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log_path = LOGS / f"{self.name}-{uuid.uuid4().hex[:8]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -47,7 +54,7 @@ class Process:
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - our own module with a fixed interpreter
-                [sys.executable, "-m", self.module],
+                [sys.executable, "-m", self.module, *self.args],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -235,6 +242,12 @@ class Customer:
     id: UUID
     account: UUID
     wallet: UUID
+    address: str = ""
+    network: str = "ethereum"
+
+
+def unique_wallet_address() -> str:
+    return "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
 
 
 async def make_customer(settings: Settings, name: str = "Ada") -> Customer:
@@ -249,6 +262,6 @@ async def make_customer(settings: Settings, name: str = "Ada") -> Customer:
             customer.id,
             label="Cold",
             network="ethereum",
-            usdc_address="0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8],
+            usdc_address=unique_wallet_address(),
         )
     return Customer(customer.id, account.account.id, wallet.id)

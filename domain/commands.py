@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictStr
 from pydantic.alias_generators import to_camel
 
 from domain.order import Actor, ActorKind, Side
@@ -19,12 +19,15 @@ from domain.order import Actor, ActorKind, Side
 
 def _decimal_from_text(value: object) -> object:
     if isinstance(value, float):
-        raise ValueError("amounts travel as decimal strings, never as floats")  # noqa: TRY004
+        raise ValueError("numbers travel as decimal strings or integers, never as floats")  # noqa: TRY004
     return value
 
 
+WholeNumber = Annotated[int, BeforeValidator(_decimal_from_text)]
+
 DecimalText = Annotated[
     Decimal,
+    BeforeValidator(_decimal_from_text),
     Field(json_schema_extra={"type": "string"}),
     PlainSerializer(str, return_type=str, when_used="json"),
 ]
@@ -55,11 +58,6 @@ class Command(BaseModel):
     idempotency_key: UUID | None = None
     issued_at: datetime
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_floats(cls, value: object) -> object:
-        return _decimal_from_text(value)
-
     def fingerprint_payload(self) -> dict[str, object]:
         """What identifies the request behind an idempotency key: type, target and payload."""
         envelope = {"command_id", "customer_id", "actor", "idempotency_key", "issued_at"}
@@ -87,7 +85,7 @@ class Requote(Command):
 class ConfirmQuote(Command):
     type: Literal["ConfirmQuote"] = "ConfirmQuote"
     side: Side = Side.BUY
-    max_slippage_bps: int | None = Field(default=None, ge=0, le=10_000)
+    max_slippage_bps: WholeNumber | None = Field(default=None, ge=0, le=10_000)
 
 
 class CancelOrder(Command):
@@ -129,13 +127,13 @@ class RecordRefund(Command):
 
 class RecordPayout(Command):
     type: Literal["RecordPayout"] = "RecordPayout"
-    attempt: int = Field(ge=1)
+    attempt: WholeNumber = Field(ge=1)
     reference: str = Field(min_length=1, max_length=200)
 
 
 class RecordPayoutFailure(Command):
     type: Literal["RecordPayoutFailure"] = "RecordPayoutFailure"
-    attempt: int = Field(ge=1)
+    attempt: WholeNumber = Field(ge=1)
     reason: str = Field(max_length=500)
 
 

@@ -432,13 +432,12 @@ class Order(Aggregate):
             **cause.stamp(),
         )
 
-    def evolve(self, event: Order.Event) -> None:  # noqa: C901, PLR0912, PLR0915 - a branch per event
+    def evolve(self, event: Order.Event) -> None:  # noqa: C901, PLR0915 - a branch per event
         """Apply an event to the state. Pure bookkeeping: every decision was made before."""
         match event:
             case Order.Quoted():
                 self.customer_id = event.customer_id
                 self.side = Side(event.side)
-                self.status = Status.QUOTED
                 self.source_id = event.source_id
                 self.source_amount = event.source_amount
                 self.destination_id = event.destination_id
@@ -457,56 +456,58 @@ class Order(Aggregate):
                 self.failure_reason = None
                 self.processed = {}
             case Order.Requoted():
-                self.status = Status.REQUOTED
                 self.rate = event.rate
                 self.fee = event.fee
                 self.destination_amount = event.destination_amount
                 self.expires_at = event.expires_at
                 self.provider_quote_id = event.provider_quote_id
-            case Order.Expired():
-                self.status = Status.EXPIRED
-                if event.observed:
-                    return  # the command that noticed the lapse was itself refused
-            case Order.Cancelled():
-                self.status = Status.CANCELLED
             case Order.Confirmed():
                 self.max_slippage_bps = event.max_slippage_bps
-                self.status = (
-                    Status.DEBIT_PENDING if self.side is Side.BUY else Status.PENDING_APPROVAL
-                )
             case Order.SourceDebited():
                 self.debit_reference = event.reference
-                self.status = (
-                    Status.PENDING_APPROVAL if self.side is Side.BUY else Status.PAYOUT_PENDING
-                )
             case Order.SourceDebitFailed():
                 self.failure_reason = event.reason
-                self.status = Status.FAILED
             case Order.Approved():
                 self.indicative_rate = self.rate
                 self.indicative_destination_amount = self.destination_amount
                 self.rate = event.rate
                 self.destination_amount = event.destination_amount
-                self.status = (
-                    Status.PAYOUT_PENDING if self.side is Side.BUY else Status.DEBIT_PENDING
-                )
             case Order.Rejected():
                 self.failure_reason = event.reason
-                self.status = Status.REFUND_PENDING if self.side is Side.BUY else Status.REJECTED
             case Order.Refunded():
                 self.refund_reference = event.reference
-                self.status = Status.REJECTED
             case Order.PaidOut():
                 self.payout_reference = event.reference
-                self.status = Status.COMPLETED
             case Order.PayoutFailed():
                 self.failure_reason = event.reason
-                self.status = Status.PAYOUT_FAILED
             case Order.PayoutRetried():
                 self.payout_attempt = event.attempt
                 self.failure_reason = None
-                self.status = Status.PAYOUT_PENDING
-        self.processed[str(event.command_id)] = event.originator_version
+        self.status = status_after(type(event).__name__, self.side)
+        if not (isinstance(event, Order.Expired) and event.observed):
+            # An observed lapse is recorded by a command that was itself refused.
+            self.processed[str(event.command_id)] = event.originator_version
+
+
+def status_after(event_name: str, side: Side) -> Status:
+    """The status an order has after an event of this name: the lifecycle of DESIGN.md section 4
+    in one table, for the aggregate and for read models alike."""
+    buy = side is Side.BUY
+    return {
+        "Quoted": Status.QUOTED,
+        "Requoted": Status.REQUOTED,
+        "Expired": Status.EXPIRED,
+        "Cancelled": Status.CANCELLED,
+        "Confirmed": Status.DEBIT_PENDING if buy else Status.PENDING_APPROVAL,
+        "SourceDebited": Status.PENDING_APPROVAL if buy else Status.PAYOUT_PENDING,
+        "SourceDebitFailed": Status.FAILED,
+        "Approved": Status.PAYOUT_PENDING if buy else Status.DEBIT_PENDING,
+        "Rejected": Status.REFUND_PENDING if buy else Status.REJECTED,
+        "Refunded": Status.REJECTED,
+        "PaidOut": Status.COMPLETED,
+        "PayoutFailed": Status.PAYOUT_FAILED,
+        "PayoutRetried": Status.PAYOUT_PENDING,
+    }[event_name]
 
 
 def checked_source_amount(side: Side, amount: Decimal, limits: SizeLimits) -> Decimal:

@@ -7,6 +7,7 @@ import json
 import typer
 
 from services.bench import bench_app
+from services.check_cli import check_app
 from services.command_cli import command_app
 from services.resources.cli import resources_app
 from services.settings import Settings
@@ -15,6 +16,7 @@ app = typer.Typer(no_args_is_help=True, help="OTC order engine: operator command
 app.add_typer(resources_app, name="resources")
 app.add_typer(bench_app, name="bench")
 app.add_typer(command_app, name="command")
+app.add_typer(check_app, name="check")
 
 
 @app.command("settings")

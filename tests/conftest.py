@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -52,8 +54,22 @@ def settings(stack_settings: Settings) -> Iterator[Settings]:
     with psycopg.connect(stack_settings.conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield stack_settings.model_copy(update={"pg_dbname": name})
-    with psycopg.connect(stack_settings.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    drop_database(stack_settings, name)
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    """Drop a test database; an autovacuum worker busy in it may delay that a moment."""
+    for attempt in range(10):
+        try:
+            with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        except psycopg.errors.InsufficientPrivilege:
+            time.sleep(0.2 * (attempt + 1))
+        else:
+            return
+    warnings.warn(f"test database {name} could not be dropped", stacklevel=2)
 
 
 @pytest.fixture

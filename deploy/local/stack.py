@@ -279,6 +279,8 @@ def ensure_role_and_database(bin_dir: Path, cfg: StackConfig) -> None:
         f"CREATE ROLE otc LOGIN CREATEDB PASSWORD '{password}'; "
         f"ELSE ALTER ROLE otc LOGIN CREATEDB PASSWORD '{password}'; END IF; END $$;",
     )
+    # Tests drop their scratch databases WITH (FORCE): that terminates other roles' sessions.
+    psql(bin_dir, cfg, "GRANT pg_signal_backend TO otc")
     if psql(bin_dir, cfg, "SELECT 1 FROM pg_database WHERE datname = 'otc'") != "1":
         psql(bin_dir, cfg, "CREATE DATABASE otc OWNER otc")
         say("postgres: created role otc and database otc")

@@ -33,6 +33,7 @@ class MoneySystem:
     bank: httpx.AsyncClient
     chain: httpx.AsyncClient
     provider: httpx.AsyncClient
+    store: Orders
     processes: dict[str, Process] = field(default_factory=dict)
 
     def start(self, name: str) -> Process:
@@ -102,46 +103,34 @@ class MoneySystem:
             chain_totals["balance"]
         ) == Decimal(chain_totals["funded"])
 
-    async def order(self, order_id: UUID) -> Order | None:
-        app = Orders(env=orders_env(self.settings))
-        try:
-            return await asyncio.to_thread(app.order, order_id)
-        finally:
-            app.close()
+    async def orders(self, order_ids: list[UUID]) -> dict[UUID, Order]:
+        found = await asyncio.to_thread(self.store.load_many, order_ids)
+        return {i: o for i, o in found.items() if isinstance(o, Order)}
 
     async def settled_into(self, order_id: UUID, status: Status, timeout: float = 60.0) -> Order:  # noqa: ASYNC109
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            order = await self.order(order_id)
-            if order is not None and order.status is status:
-                return order
-            if loop.time() > deadline:
-                raise AssertionError(f"order {order_id} is {order and order.status}, not {status}")
-            await asyncio.sleep(0.2)
+        return (await self.all_in([order_id], {status}, timeout))[order_id]
 
     async def settled(self, order_ids: list[UUID], timeout: float = 90.0) -> dict[UUID, Order]:  # noqa: ASYNC109
         """Wait until every order is in a final status (or payout_failed); return them."""
-        app = Orders(env=orders_env(self.settings))
+        return await self.all_in(order_ids, SETTLED, timeout)
+
+    async def all_in(
+        self,
+        order_ids: list[UUID],
+        statuses: frozenset[Status] | set[Status],
+        timeout: float,  # noqa: ASYNC109
+    ) -> dict[UUID, Order]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        try:
-            while True:
-                found = await asyncio.to_thread(app.load_many, order_ids)
-                orders = {i: o for i, o in found.items() if isinstance(o, Order)}
-                pending = [
-                    i for i in order_ids if i not in orders or orders[i].status not in SETTLED
-                ]
-                if not pending:
-                    return orders
-                if loop.time() > deadline:
-                    statuses = {
-                        str(i): (orders[i].status if i in orders else None) for i in pending[:5]
-                    }
-                    raise AssertionError(f"{len(pending)} orders not settled, e.g. {statuses}")
-                await asyncio.sleep(0.3)
-        finally:
-            app.close()
+        while True:
+            orders = await self.orders(order_ids)
+            pending = [i for i in order_ids if i not in orders or orders[i].status not in statuses]
+            if not pending:
+                return orders
+            if loop.time() > deadline:
+                sample = {str(i): (orders[i].status if i in orders else None) for i in pending[:5]}
+                raise AssertionError(f"{len(pending)} orders not in {statuses}, e.g. {sample}")
+            await asyncio.sleep(0.3)
 
 
 @asynccontextmanager
@@ -174,8 +163,11 @@ async def money_system(
         def admin(url: str) -> httpx.AsyncClient:
             return httpx.AsyncClient(base_url=url, timeout=10)
 
+        store = Orders(env=orders_env(wired))
+        stack.callback(store.close)
         system = MoneySystem(
             wired,
+            store=store,
             bank=await stack.enter_async_context(admin(bank_url)),
             chain=await stack.enter_async_context(admin(chain_url)),
             provider=await stack.enter_async_context(admin(provider_url)),

@@ -179,7 +179,7 @@ async def test_concurrent_repeats_of_one_reference_book_it_once(bank: httpx.Asyn
 
 async def test_concurrent_transfers_conserve_money(bank: httpx.AsyncClient) -> None:
     accounts = await funded(bank, "100.00", "50.00", "25.00", "0")
-    draws = random.Random(11)  # noqa: S311 - a repeatable test plan, not security
+    draws = random.Random(11)
     requests = []
     for number in range(60):
         source, destination = draws.sample(accounts, 2)

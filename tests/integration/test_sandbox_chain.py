@@ -202,7 +202,7 @@ async def test_concurrent_transfers_conserve_money_per_network(chain: httpx.Asyn
     for network, addresses in wallets.items():
         for address in addresses:
             await fund_wallet(chain, network, address, "40.000000")
-    draws = random.Random(3)  # noqa: S311 - a repeatable test plan, not security
+    draws = random.Random(3)
     requests = []
     for number in range(60):
         network = draws.choice(sorted(wallets))

@@ -6,6 +6,7 @@ Defaults point at loopback. No secret has a default: the database password must 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Literal
 
@@ -55,6 +56,15 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, description="per HTTP call")
     upstream_max_attempts: int = Field(default=4, ge=1, description="tries of a retryable call")
 
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 key for Bearer JWTs")
+    jwt_public_key: str | None = Field(default=None, description="PEM key for RS256/ES256 JWTs")
+    jwt_algorithms: list[str] = Field(default=["HS256"], description="accepted JWT algorithms")
+    jwt_audience: str | None = Field(default=None, description="required `aud`, if set")
+    jwt_issuer: str | None = Field(default=None, description="required `iss`, if set")
+    gateway_host: str = Field(default="127.0.0.1", description="the REST API's address")
+    gateway_port: int = Field(default=8000, description="the REST API's port")
+    gateway_reply_timeout_seconds: float = Field(default=10.0, gt=0, description="per command")
+
     def to_env(self) -> dict[str, str]:
         """These settings as `OTC_` environment variables, to start another process with."""
         env = {}
@@ -62,7 +72,8 @@ class Settings(BaseSettings):
             if value is None:
                 continue
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-            env[f"OTC_{name.upper()}"] = str(plain)
+            text = json.dumps(plain) if isinstance(plain, list | dict) else str(plain)
+            env[f"OTC_{name.upper()}"] = text
         return env
 
     def postgres_env(self, schema: str = "public") -> dict[str, str]:

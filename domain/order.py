@@ -472,6 +472,7 @@ class Order(Aggregate):
                 self.indicative_destination_amount = self.destination_amount
                 self.rate = event.rate
                 self.destination_amount = event.destination_amount
+                self.provider_quote_id = event.provider_quote_id or self.provider_quote_id
             case Order.Rejected():
                 self.failure_reason = event.reason
             case Order.Refunded():

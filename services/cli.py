@@ -6,9 +6,12 @@ import json
 
 import typer
 
+from services.audit_cli import audit_app
+from services.auth.cli import keys_app
 from services.bench import bench_app
 from services.check_cli import check_app
 from services.command_cli import command_app
+from services.projector.rebuild import projections_app
 from services.resources.cli import resources_app
 from services.settings import Settings
 
@@ -17,6 +20,9 @@ app.add_typer(resources_app, name="resources")
 app.add_typer(bench_app, name="bench")
 app.add_typer(command_app, name="command")
 app.add_typer(check_app, name="check")
+app.add_typer(audit_app, name="audit")
+app.add_typer(projections_app, name="projections")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command("settings")

@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic_core import to_jsonable_python
 
 from domain.commands import COMMAND_TYPES, ActorRef, Command
 from domain.errors import DomainError, ErrorCode
@@ -110,6 +111,25 @@ class EventEnvelope(Contract):
     position: int = Field(description="notification id in the event store")
     occurred_at: datetime
     data: dict[str, Any]
+
+
+BASE_EVENT_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic", "customer_id", "side"},
+)
+# Stay inside the platform: provider quote ids, bank references, chain transaction hashes.
+SERVER_SIDE_FIELDS = frozenset({"providerQuoteId", "reference"})
+
+
+def event_data(event: object, *, server_side: bool = True) -> dict[str, Any]:
+    """An order event's own fields as camelCase JSON values (Decimal as a string)."""
+    data = {
+        to_camel(name): to_jsonable_python(value)
+        for name, value in vars(event).items()
+        if name not in BASE_EVENT_FIELDS
+    }
+    if not server_side:
+        data = {name: value for name, value in data.items() if name not in SERVER_SIDE_FIELDS}
+    return data
 
 
 def event_id(order_id: UUID, version: int) -> UUID:

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import httpx
 
+from services.demo import DemoData, demo_once
+from services.engine.app import Orders, orders_env
 from services.resources.port import Network
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run"
-LOGS = RUN / "logs"
-PIDS = RUN / "pids"
 SECRETS = RUN / "secrets"
 
 PROVIDER_SCOPES = [
@@ -49,6 +49,17 @@ RESTART_LIMIT = 5
 
 
 @dataclass
+class Places:
+    """Where the children's logs and pid files go (deploy/local/down reads .run/pids)."""
+
+    logs: Path = RUN / "logs"
+    pids: Path = RUN / "pids"
+
+
+PLACES = Places()
+
+
+@dataclass
 class Child:
     name: str
     argv: list[str]
@@ -61,15 +72,15 @@ class Child:
 
     @property
     def log_path(self) -> Path:
-        return LOGS / f"{self.name}.log"
+        return PLACES.logs / f"{self.name}.log"
 
     @property
     def pid_path(self) -> Path:
-        return PIDS / f"{self.name}.pid"
+        return PLACES.pids / f"{self.name}.pid"
 
     def start(self, env: dict[str, str]) -> None:
-        LOGS.mkdir(parents=True, exist_ok=True)
-        PIDS.mkdir(parents=True, exist_ok=True)
+        PLACES.logs.mkdir(parents=True, exist_ok=True)
+        PLACES.pids.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own modules, fixed interpreter
                 [sys.executable, *self.argv],
@@ -105,7 +116,7 @@ def sandboxes(settings: Settings) -> list[Child]:
     return [
         Child(
             name,
-            ["-m", "services.sandbox", name],
+            ["-m", "services.sandbox", name, "--port", str(httpx.URL(url).port)],
             address=url,
             health_url=f"{url}/health",
         )
@@ -144,12 +155,28 @@ def core(settings: Settings) -> list[Child]:
             ready_text="eur-treasury: consuming",
         ),
         Child(
+            "projector",
+            ["-m", "services.projector"],
+            "event store -> order_list",
+            ready_text="projector: following",
+        ),
+        Child(
             "usdc-chain",
             ["-m", "services.workers", "usdc-chain"],
             f"{settings.events_topic} -> chain",
             ready_text="usdc-chain: consuming",
         ),
     ]
+
+
+def gateway(settings: Settings) -> Child:
+    url = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    return Child("gateway", ["-m", "services.gateway"], url, health_url=f"{url}/ready")
+
+
+def create_event_store(settings: Settings) -> None:
+    """The event store's tables, made once before the processes that all use them start."""
+    Orders(env=orders_env(settings)).close()
 
 
 def provider_token() -> str:
@@ -279,11 +306,15 @@ def print_table(children: list[Child]) -> None:
     say("\nrunning:")
     for child in children:
         pid = child.process.pid if child.process else "-"
-        log = child.log_path.relative_to(ROOT)
+        log = (
+            child.log_path.relative_to(ROOT)
+            if child.log_path.is_relative_to(ROOT)
+            else child.log_path
+        )
         say(f"  {child.name:<13} pid {pid!s:<7} {child.address:<45} log {log}")
 
 
-async def run(settings: Settings, *, exit_after_start: bool) -> None:
+async def run(settings: Settings, *, exit_after_start: bool, demo: bool) -> None:
     token = provider_token()
     env = child_env(settings, token)
     supervisor = Supervisor(settings.model_copy(update={"upstreams": "sandbox"}), env)
@@ -293,8 +324,12 @@ async def run(settings: Settings, *, exit_after_start: bool) -> None:
     try:
         await supervisor.start(sandboxes(settings))
         await set_up_money(settings, token)
+        await asyncio.to_thread(create_event_store, settings)
         await supervisor.start(core(settings))
+        await supervisor.start([gateway(settings)])
         print_table(supervisor.children)
+        if demo:
+            print_demo(settings, await demo_once(settings))
         if exit_after_start:
             return
         say("\nCtrl-C (or deploy/local/down) stops everything.")
@@ -305,11 +340,42 @@ async def run(settings: Settings, *, exit_after_start: bool) -> None:
             say("stopped every process this run started")
 
 
+def print_demo(settings: Settings, data: DemoData) -> None:
+    base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    first = data.customers[0]
+    say(f"\nAPI: {base}  (OpenAPI: {base}/openapi.json, docs: {base}/docs)")
+    say("demo keys (also in .run/demo.json):")
+    for customer in data.customers:
+        say(f"  {customer.name:<16} read+write {customer.write_key}")
+        say(f"  {'':<16} read-only  {customer.read_key}")
+    say(f"  {'operator':<16} operate    {data.operator_key}")
+    key = f"-H 'x-api-key: {first.write_key}'"
+    say("\ntry:")
+    say(f"  curl -s {key} {base}/otc-exchanges/accounts")
+    say(f"  curl -s {key} {base}/otc-exchanges/wallets")
+    quote = (
+        f'{{"side":"buy","sourceAccountId":"{first.active_account}",'
+        f'"destinationWalletId":"{first.ethereum_wallet}","sourceAmount":"1000.00"}}'
+    )
+    json_body = "-H 'content-type: application/json'"
+    say(f"  curl -s {key} {json_body} -d '{quote}' {base}/otc-exchanges/quote")
+    confirm = '{"quoteId":"QUOTE_ID","side":"buy"}'
+    new_key = "-H \"Idempotency-Key: $(python3 -c 'import uuid; print(uuid.uuid4())')\""
+    say(f"  curl -s {key} {json_body} {new_key} -d '{confirm}' {base}/otc-exchanges")
+    operator = f"-H 'x-api-key: {data.operator_key}'"
+    say(f"  curl -s -X POST {operator} {base}/ops/otc-exchanges/QUOTE_ID/approve")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.supervisor", description=__doc__)
     parser.add_argument("--detach", action="store_true", help="start everything, then return")
+    parser.add_argument("--no-demo", action="store_true", help="do not load or print demo data")
+    parser.add_argument("--state-dir", type=Path, help="logs and pid files here, not in .run/")
     args = parser.parse_args()
-    asyncio.run(run(Settings(), exit_after_start=args.detach))
+    if args.state_dir is not None:
+        PLACES.logs = args.state_dir / "logs"
+        PLACES.pids = args.state_dir / "pids"
+    asyncio.run(run(Settings(), exit_after_start=args.detach, demo=not args.no_demo))
 
 
 if __name__ == "__main__":

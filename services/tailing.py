@@ -13,8 +13,9 @@ import contextlib
 import queue
 import threading
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
 _END = object()
@@ -76,6 +77,18 @@ class NotificationTail:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return batch
+
+
+DDL_LOCK_KEY = 7_031_000
+
+
+async def create_tables(conn: psycopg.AsyncConnection[Any], *statements: str) -> None:
+    """Run CREATE ... IF NOT EXISTS statements under a lock: two processes creating the same
+    table at once would otherwise collide in PostgreSQL's catalog."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+        for statement in statements:
+            await conn.execute(statement)
 
 
 POSITIONS_DDL = """

@@ -12,7 +12,7 @@ from uuid import UUID
 from domain import commands as c
 from domain.errors import DomainError, ErrorCode
 from domain.idempotency import IdempotencyKey
-from domain.order import Cause, Order, QuoteTerms, Side, SizeLimits
+from domain.order import Cause, Order, QuoteTerms, Side, SizeLimits, checked_source_amount
 from domain.resources import (
     FiatAccount,
     Wallet,
@@ -90,6 +90,7 @@ def terms_from(price: Price, now: datetime, policy: Policy) -> QuoteTerms:
 def request_quote(
     ws: Workspace, cmd: c.RequestQuote, inputs: Inputs, policy: Policy, now: datetime
 ) -> Order:
+    checked_source_amount(cmd.side, cmd.source_amount, policy.limits)
     if cmd.side is Side.BUY:
         check_buy_source(inputs.accounts.get(cmd.source_id), cmd.customer_id)
         check_buy_destination(inputs.wallets.get(cmd.destination_id), cmd.customer_id)

@@ -15,26 +15,16 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import Notification
-from pydantic.alias_generators import to_camel
-from pydantic_core import to_jsonable_python
 
 from domain.order import Order
-from services.contracts import EventEnvelope, event_id, event_type
+from services.contracts import EventEnvelope, event_data, event_id, event_type
 from services.engine.app import Orders
-from services.tailing import POSITIONS_DDL, NotificationTail
+from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 
 log = logging.getLogger(__name__)
 
 RELAY_NAME = "relay"
 RELAY_LOCK_KEY = 7_031_001
-BASE_FIELDS = {
-    "originator_id",
-    "originator_version",
-    "timestamp",
-    "originator_topic",
-    "customer_id",
-    "side",
-}
 
 Send = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
 
@@ -44,7 +34,6 @@ def envelope_of(orders: Orders, notification: Notification) -> EventEnvelope | N
     event = orders.mapper.to_domain_event(notification)
     if not isinstance(event, Order.Event):
         return None
-    fields = {k: v for k, v in vars(event).items() if k not in BASE_FIELDS}
     return EventEnvelope(
         event_id=event_id(event.originator_id, event.originator_version),
         type=event_type(type(event).__name__),
@@ -54,7 +43,7 @@ def envelope_of(orders: Orders, notification: Notification) -> EventEnvelope | N
         version=event.originator_version,
         position=notification.id,
         occurred_at=event.timestamp,
-        data={to_camel(k): to_jsonable_python(v) for k, v in fields.items()},
+        data=event_data(event),
     )
 
 
@@ -64,7 +53,7 @@ class PositionStore:
         self.name = name
 
     async def setup(self) -> None:
-        await self.conn.execute(POSITIONS_DDL)
+        await create_tables(self.conn, POSITIONS_DDL)
 
     async def get(self) -> int | None:
         cursor = await self.conn.execute(

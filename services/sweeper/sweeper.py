@@ -20,7 +20,7 @@ from eventsourcing.persistence import Notification
 from domain.commands import ActorRef, ExpireQuote
 from domain.order import ActorKind, Order
 from services.engine.app import Orders
-from services.tailing import POSITIONS_DDL, NotificationTail
+from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ class OpenQuotes:
         self.conn = conn
 
     async def setup(self) -> None:
-        await self.conn.execute(POSITIONS_DDL)
-        await self.conn.execute(OPEN_QUOTES_DDL)
+        await create_tables(self.conn, POSITIONS_DDL, OPEN_QUOTES_DDL)
 
     async def position(self) -> int | None:
         cursor = await self.conn.execute(

@@ -1,0 +1,113 @@
+"""`otc keys`: API keys of customers and operators, as JSON on stdout.
+
+A new key's plaintext is printed once, by `create` or `create-operator`, and never again: the
+store keeps only its hash. Refused input goes to stderr with exit code 2 and writes nothing; an
+unreachable database exits with 1. Every command creates the `auth` schema first if it is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, NoReturn, TypeVar
+from uuid import UUID
+
+import typer
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
+from pydantic import ValidationError
+
+from services.auth.keys import ApiKeyError, ApiKeyRecord, ApiKeyStore
+from services.auth.principal import Scope
+from services.resources.port import PLATFORM_CUSTOMER_ID
+from services.settings import Settings
+
+keys_app = typer.Typer(
+    no_args_is_help=True,
+    help="API keys: created with their scopes, shown once, stored as a hash, revoked for good.",
+)
+
+Json = dict[str, object]
+T = TypeVar("T")
+
+EXIT_REFUSED = 2
+EXIT_UNAVAILABLE = 1
+
+NameOption = Annotated[str, typer.Option("--name", help="What the key is for, to recognise it.")]
+
+
+@keys_app.command("create")
+def create(
+    *,
+    customer: Annotated[UUID, typer.Option("--customer", help="The customer the key acts for.")],
+    scopes: Annotated[list[Scope], typer.Option("--scope", help="A granted scope; repeatable.")],
+    name: NameOption,
+) -> None:
+    """Create a customer's key; its plaintext is printed this once."""
+    _run(lambda store: store.create(customer, scopes, name), _issued_view)
+
+
+@keys_app.command("create-operator")
+def create_operator(*, name: NameOption) -> None:
+    """Create an operator key (platform customer, operate and read scopes), printed this once."""
+    _run(
+        lambda store: store.create(PLATFORM_CUSTOMER_ID, [Scope.OPERATE, Scope.READ], name),
+        _issued_view,
+    )
+
+
+@keys_app.command("list")
+def list_keys(*, customer: Annotated[UUID | None, typer.Option("--customer")] = None) -> None:
+    """Every key, or one customer's, revoked ones included, oldest first; never a secret."""
+    _run(lambda store: store.list(customer), lambda records: [_view(r) for r in records])
+
+
+@keys_app.command("revoke")
+def revoke(*, key_id: Annotated[UUID, typer.Argument(metavar="ID")]) -> None:
+    """Revoke a key for good; it stops working at once."""
+    _run(lambda store: store.revoke(key_id), _view)
+
+
+def _run(work: Callable[[ApiKeyStore], Awaitable[T]], view: Callable[[T], object]) -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fields = ", ".join(f"OTC_{error['loc'][0]}".upper() for error in exc.errors())
+        _fail(f"missing or invalid settings: {fields} (see .run/stack.env)", EXIT_REFUSED)
+
+    async def session() -> T:
+        async with ApiKeyStore(settings) as store:
+            await store.create_schema()
+            return await work(store)
+
+    try:
+        result = asyncio.run(session())
+    except ApiKeyError as exc:
+        _fail(str(exc), EXIT_REFUSED)
+    except (OperationalError, PoolTimeout) as exc:
+        _fail(f"database unavailable: {exc}", EXIT_UNAVAILABLE)
+    typer.echo(json.dumps(view(result), indent=2))
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _issued_view(issued: tuple[str, ApiKeyRecord]) -> Json:
+    plaintext, record = issued
+    return {"key": plaintext, **_view(record)}
+
+
+def _view(record: ApiKeyRecord) -> Json:
+    return {
+        "id": str(record.id),
+        "customerId": str(record.customer_id),
+        "name": record.name,
+        "scopes": sorted(record.scopes),
+        "prefix": record.prefix,
+        "createdAt": record.created_at.isoformat(),
+        "revokedAt": None if record.revoked_at is None else record.revoked_at.isoformat(),
+        "lastUsedAt": None if record.last_used_at is None else record.last_used_at.isoformat(),
+    }

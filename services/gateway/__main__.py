@@ -1,0 +1,101 @@
+"""The gateway process: `python -m services.gateway`. Its composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from uuid import UUID
+
+import uvicorn
+from fastapi import FastAPI
+
+from domain.order import Order
+from services.auth.jwt import JwtVerifier
+from services.auth.keys import ApiKeyStore
+from services.auth.principal import Principal
+from services.command_client import CommandClient
+from services.engine.app import Orders, orders_env
+from services.gateway.app import Gateway, create_app
+from services.logs import configure_logging
+from services.projector import open_order_list
+from services.resources.store import PostgresResourceDirectory
+from services.settings import Settings
+from services.upstreams import open_upstreams
+
+log = logging.getLogger("otc.gateway")
+
+
+class Credentials:
+    """API keys from the store, JWTs from the verifier."""
+
+    def __init__(self, keys: ApiKeyStore, jwt: JwtVerifier) -> None:
+        self.keys = keys
+        self.jwt = jwt
+
+    async def api_key(self, key: str) -> Principal | None:
+        return await self.keys.verify(key)
+
+    def bearer(self, token: str) -> Principal | None:
+        return self.jwt.verify(token)
+
+
+def lifespan_for(settings: Settings) -> object:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            resources = await stack.enter_async_context(PostgresResourceDirectory(settings))
+            await resources.create_schema()
+            keys = await stack.enter_async_context(ApiKeyStore(settings))
+            await keys.create_schema()
+            read_model = open_order_list(settings)
+            stack.callback(read_model.close)
+            orders = Orders(env=orders_env(settings))
+            stack.callback(orders.close)
+            commands = CommandClient(settings, instance_id=f"gateway-{uuid.uuid4().hex[:12]}")
+            await commands.start()
+            stack.push_async_callback(commands.stop)
+            _, balances = await stack.enter_async_context(open_upstreams(settings))
+
+            async def history(order_id: UUID) -> list[Order.Event]:
+                def read() -> list[Order.Event]:
+                    return [e for e in orders.events.get(order_id) if isinstance(e, Order.Event)]
+
+                return await asyncio.to_thread(read)
+
+            async def database() -> bool:
+                return await resources.accounts([uuid.uuid4()]) == {}
+
+            async def projection() -> bool:
+                await asyncio.to_thread(read_model.max_tracking_id, orders.name)
+                return True
+
+            app.state.gateway = Gateway(
+                resources=resources,
+                auth=Credentials(keys, JwtVerifier(settings)),
+                read_model=read_model,
+                commands=commands,
+                balances=balances,
+                history=history,
+                reply_timeout=settings.gateway_reply_timeout_seconds,
+                ready_checks={"database": database, "read_model": projection},
+            )
+            log.info(
+                "gateway: listening on http://%s:%d", settings.gateway_host, settings.gateway_port
+            )
+            yield
+
+    return lifespan
+
+
+def main() -> None:
+    configure_logging()
+    settings = Settings()
+    app = create_app(lifespan_for(settings))  # type: ignore[arg-type]
+    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

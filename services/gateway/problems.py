@@ -1,0 +1,130 @@
+"""Errors as `application/problem+json` with a stable `code` (DESIGN.md section 6), and the
+OpenAPI documentation of every error a route can answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import HTTP_STATUS, DomainError, ErrorCode
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details with this API's stable error code."""
+
+    type: str = Field(description="a URI naming the problem type")
+    title: str = Field(description="a short summary of the problem type")
+    status: int = Field(description="the HTTP status")
+    code: str = Field(description="the stable error code, e.g. QUOTE_EXPIRED")
+    detail: str = Field(description="what happened, for people")
+    field: str | None = Field(default=None, description="the request field at fault, if one is")
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=f"https://docs.otc.example/problems/{code.lower().replace('_', '-')}",
+        title=code.replace("_", " ").capitalize(),
+        status=status,
+        code=code,
+        detail=detail,
+        field=field,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def from_domain(error: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return problem_response(
+        error.status, error.code.value, error.message, field=error.field, headers=headers
+    )
+
+
+class ApiError(Exception):
+    """Raised by routes and dependencies; answered as a problem."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.field = field
+        self.headers = headers
+
+
+async def on_api_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)  # noqa: S101 - registered for ApiError only
+    return problem_response(
+        HTTP_STATUS[error.code],
+        error.code.value,
+        error.detail,
+        field=error.field,
+        headers=error.headers,
+    )
+
+
+async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
+    """422 VALIDATION_ERROR naming the first field at fault, in the request's own spelling."""
+    assert isinstance(error, RequestValidationError)  # noqa: S101 - registered for it only
+    first: dict[str, Any] = error.errors()[0] if error.errors() else {}
+    location = [
+        str(part)
+        for part in first.get("loc", ())
+        if part not in ("body", "query", "path", "header")
+    ]
+    field = ".".join(location) or None
+    message = str(first.get("msg", "invalid request"))
+    detail = f"{field}: {message}" if field else message
+    return problem_response(422, ErrorCode.VALIDATION_ERROR.value, detail, field=field)
+
+
+async def on_http_error(_: Request, error: Exception) -> JSONResponse:
+    """Routing errors (404 unknown path, 405 method) as problems too."""
+    assert isinstance(error, StarletteHTTPException)  # noqa: S101
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
+    return problem_response(
+        error.status_code, code, str(error.detail), headers=dict(error.headers or {})
+    )
+
+
+def responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of these error codes, grouped by HTTP status."""
+    by_status: dict[int, list[str]] = {}
+    for code in (
+        ErrorCode.UNAUTHENTICATED,
+        ErrorCode.INSUFFICIENT_SCOPE,
+        ErrorCode.VALIDATION_ERROR,
+        *codes,
+    ):
+        by_status.setdefault(HTTP_STATUS[code], []).append(code.value)
+    return {
+        status: {
+            "model": Problem,
+            "description": ", ".join(sorted(set(names))),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status, names in sorted(by_status.items())
+    }

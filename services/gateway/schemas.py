@@ -1,0 +1,121 @@
+"""Request and response bodies of the REST API (camelCase on the wire, DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from domain.order import Side
+from domain.views import OrderView
+
+AmountText = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,15}(\.[0-9]{1,18})?$", strip_whitespace=False),
+    Field(description="a decimal string, e.g. 1000.00 (EUR, 2 places) or 250.000000 (USDC, 6)"),
+]
+RateText = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,6}(\.[0-9]{1,18})?$"),
+    Field(description="destination units per source unit, as a decimal string"),
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class BuyQuoteRequest(Body):
+    side: Literal["buy"] = Field(default="buy", description="buy: EUR -> USDC (the default)")
+    source_account_id: UUID = Field(
+        description="one of your EUR accounts (GET /otc-exchanges/accounts)"
+    )
+    destination_wallet_id: UUID = Field(
+        description="one of your wallets (GET /otc-exchanges/wallets)"
+    )
+    source_amount: AmountText
+
+
+class SellQuoteRequest(Body):
+    side: Literal["sell"] = Field(description="sell: USDC -> EUR")
+    source_wallet_id: UUID = Field(description="one of your wallets with a USDC address")
+    destination_account_id: UUID = Field(description="one of your EUR accounts")
+    source_amount: AmountText
+
+
+class ConfirmRequest(Body):
+    quote_id: UUID = Field(description="the quote's id, which is the order id")
+    side: Side = Field(default=Side.BUY, description="the quote's side; defaults to buy")
+    max_slippage_bps: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description="refuse an approval whose final rate is worse than the quote by more",
+    )
+
+
+class ApproveRequest(Body):
+    rate: RateText | None = Field(
+        default=None, description="the final rate; omitted: the live rate"
+    )
+
+
+class RejectRequest(Body):
+    reason: str = Field(default="rejected by operator", min_length=1, max_length=500)
+
+
+class Account(Body):
+    id: UUID
+    name: str
+    currency: str
+    status: str
+    iban_last4: str
+
+
+class Wallet(Body):
+    id: UUID
+    label: str
+    network: str
+    usdc_address: str
+
+
+class AccountList(Body):
+    data: list[Account]
+
+
+class WalletList(Body):
+    data: list[Wallet]
+
+
+class WalletBalance(Body):
+    wallet_id: UUID
+    network: str
+    usdc_balance: str = Field(description="a decimal string with 6 places")
+
+
+class OrderPage(Body):
+    data: list[OrderView]
+    page: int
+    limit: int
+    total: int
+
+
+class HistoryEntry(Body):
+    version: int
+    type: str
+    occurred_at: str
+    actor: dict[str, str]
+    command_id: str
+    data: dict[str, object]
+
+
+class History(Body):
+    order_id: UUID
+    events: list[HistoryEntry]
+
+
+class Health(Body):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

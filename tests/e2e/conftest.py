@@ -1,0 +1,141 @@
+"""The whole system for end-to-end tests: `python -m services.supervisor` as a subprocess (it
+starts the sandboxes, engine, relay, sweeper, projector, workers and gateway, each a process of
+its own) on a database, topics, consumer groups and ports of this test session's own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from psycopg import sql
+
+from services.demo import DemoData, load_demo
+from services.settings import Settings
+from tests.conftest import drop_database, unique_name
+from tests.support import LOGS, Process
+
+QUOTE_TTL_SECONDS = 8
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Recorder:
+    """Every response body the tests saw, to scan for identifiers that must stay server-side."""
+
+    bodies: list[str] = field(default_factory=list)
+
+    async def __call__(self, response: httpx.Response) -> None:
+        await response.aread()
+        self.bodies.append(response.text)
+
+
+@dataclass
+class System:
+    settings: Settings
+    base_url: str
+    demo: DemoData
+    recorder: Recorder
+
+    def client(self, key: str | None = None, **headers: str) -> httpx.AsyncClient:
+        if key is not None:
+            headers["x-api-key"] = key
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=30,
+            event_hooks={"response": [self.recorder]},
+        )
+
+    async def wait_status(
+        self, client: httpx.AsyncClient, order_id: str, *statuses: str
+    ) -> dict[str, Any]:
+        for _ in range(300):
+            response = await client.get(f"/otc-exchanges/{order_id}")
+            body: dict[str, Any] = response.json()
+            if response.status_code == httpx.codes.OK and body["status"] in statuses:
+                return body
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"order {order_id} never reached {statuses}: {body}")
+
+
+@pytest.fixture(scope="session")
+async def system(stack_settings: Settings) -> AsyncIterator[System]:
+    database = unique_name("e2e").replace("-", "_")
+    with psycopg.connect(stack_settings.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    topics = {
+        "commands_topic": unique_name("e2e-commands"),
+        "replies_topic": unique_name("e2e-replies"),
+        "events_topic": unique_name("e2e-events"),
+        "dlq_topic": unique_name("e2e-dlq"),
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(name, 3, 1) for name in topics.values()])
+    ports = {name: free_port() for name in ("provider", "bank", "chain", "gateway")}
+    settings = stack_settings.model_copy(
+        update={
+            **topics,
+            "pg_dbname": database,
+            "engine_group": unique_name("e2e-engine"),
+            "eur_worker_group": unique_name("e2e-eur"),
+            "chain_worker_group": unique_name("e2e-chain"),
+            "provider_url": f"http://127.0.0.1:{ports['provider']}",
+            "bank_url": f"http://127.0.0.1:{ports['bank']}",
+            "chain_url": f"http://127.0.0.1:{ports['chain']}",
+            "gateway_port": ports["gateway"],
+            "quote_ttl_seconds": QUOTE_TTL_SECONDS,
+            "upstreams": "sandbox",
+        },
+    )
+    state = LOGS / unique_name("e2e-system")
+    supervisor = Process(
+        "services.supervisor", settings, "--no-demo", "--state-dir", str(state), name="supervisor"
+    )
+    supervisor.start()
+    try:
+        supervisor.wait_for_log("running:", timeout=120)
+        demo = await load_demo(settings)
+        yield System(settings, f"http://127.0.0.1:{ports['gateway']}", demo, Recorder())
+    finally:
+        supervisor.stop()
+        await admin.delete_topics(list(topics.values()))
+        await admin.close()
+        drop_database(stack_settings, database)
+
+
+def server_side_identifiers(settings: Settings) -> set[str]:
+    """Provider quote ids, bank references and transaction hashes of every order so far."""
+    with psycopg.connect(settings.conninfo()) as conn:
+        rows = conn.execute("SELECT convert_from(state, 'UTF8') FROM orders_events").fetchall()
+    found: set[str] = set()
+    for (state,) in rows:
+        data = json.loads(state)
+        for name in ("provider_quote_id", "reference"):
+            value = data.get(name)
+            if isinstance(value, str) and len(value) >= 8:
+                found.add(value)
+    return found
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+__all__ = ["QUOTE_TTL_SECONDS", "Path", "System", "new_key", "server_side_identifiers"]

@@ -1,4 +1,4 @@
-"""`otc`: the operator's command line. Later issues add resources, commands, audit and more."""
+"""`otc`: the operators' command line. Every sub-command prints JSON (or figures, for bench)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from services.audit_cli import audit_app
 from services.auth.cli import keys_app
 from services.bench import bench_app
 from services.check_cli import check_app
+from services.demo import demo_app
 from services.command_cli import command_app
 from services.projector.rebuild import projections_app
 from services.resources.cli import resources_app
@@ -21,6 +22,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(command_app, name="command")
 app.add_typer(check_app, name="check")
 app.add_typer(audit_app, name="audit")
+app.add_typer(demo_app, name="demo")
 app.add_typer(projections_app, name="projections")
 app.add_typer(keys_app, name="keys")
 

@@ -10,8 +10,8 @@ from services.audit_cli import audit_app
 from services.auth.cli import keys_app
 from services.bench import bench_app
 from services.check_cli import check_app
-from services.demo import demo_app
 from services.command_cli import command_app
+from services.demo import demo_app
 from services.projector.rebuild import projections_app
 from services.resources.cli import resources_app
 from services.settings import Settings

@@ -12,13 +12,20 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
 from uuid import UUID
 
+import httpx
 import typer
 from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 
 from domain.resources import AccountStatus, Wallet
-from services.resources.port import AccountRecord, Customer, Network, ResourceError
+from services.resources.port import (
+    AccountRecord,
+    Customer,
+    InvalidResourceError,
+    Network,
+    ResourceError,
+)
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
@@ -43,6 +50,27 @@ TreasuryFlag = Annotated[
 ]
 
 
+FundOption = Annotated[
+    str | None,
+    typer.Option("--fund", help="Credit this amount in the sandbox ledger (bank or chain) too."),
+]
+
+
+async def fund_in_sandbox(url: str, amount: str) -> None:
+    """Fund the new account or wallet in its sandbox (the local run's bank or chain)."""
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(url, json={"amount": amount})
+    except httpx.HTTPError as error:
+        raise InvalidResourceError(
+            f"created, but the sandbox could not be reached to fund it: {type(error).__name__}"
+        ) from None
+    if response.status_code >= httpx.codes.BAD_REQUEST:
+        raise InvalidResourceError(
+            f"created, but the sandbox refused the funding: {response.text[:200]}"
+        )
+
+
 @resources_app.command("create-customer")
 def create_customer(*, name: Annotated[str, typer.Option("--name")]) -> None:
     """Register a customer."""
@@ -58,20 +86,28 @@ def create_account(
     currency: Annotated[str, typer.Option("--currency")] = "EUR",
     inactive: Annotated[bool, typer.Option("--inactive")] = False,
     treasury: TreasuryFlag = False,
+    fund: FundOption = None,
 ) -> None:
     """Open a fiat account (the platform's EUR treasury account with --treasury)."""
     status = AccountStatus.INACTIVE if inactive else AccountStatus.ACTIVE
-    _run(
-        lambda directory: directory.create_account(
+
+    async def work(directory: PostgresResourceDirectory) -> AccountRecord:
+        record = await directory.create_account(
             customer,
             name=name,
             iban=iban,
             currency=currency,
             status=status,
             treasury=treasury,
-        ),
-        _account_view,
-    )
+        )
+        if fund is not None:
+            settings = Settings()
+            await fund_in_sandbox(
+                f"{settings.bank_url}/admin/accounts/{record.account.id}/fund", fund
+            )
+        return record
+
+    _run(work, _account_view)
 
 
 @resources_app.command("create-wallet")
@@ -82,18 +118,27 @@ def create_wallet(
     customer: CustomerOption = None,
     address: Annotated[str | None, typer.Option("--address", help="USDC address")] = None,
     treasury: TreasuryFlag = False,
+    fund: FundOption = None,
 ) -> None:
     """Register a wallet (the platform's treasury wallet of a network with --treasury)."""
-    _run(
-        lambda directory: directory.create_wallet(
+
+    async def work(directory: PostgresResourceDirectory) -> Wallet:
+        wallet = await directory.create_wallet(
             customer,
             label=label,
             network=network,
             usdc_address=address,
             treasury=treasury,
-        ),
-        _wallet_view,
-    )
+        )
+        if fund is not None:
+            if wallet.usdc_address is None:
+                raise InvalidResourceError("--fund needs a wallet with a USDC address")
+            settings = Settings()
+            url = f"{settings.chain_url}/admin/wallets/{wallet.network}/{wallet.usdc_address}/fund"
+            await fund_in_sandbox(url, fund)
+        return wallet
+
+    _run(work, _wallet_view)
 
 
 @resources_app.command("set-account-status")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import sql
+from pydantic import SecretStr
 
 from services.demo import DemoData, load_demo
 from services.settings import Settings
@@ -102,6 +104,7 @@ async def system(stack_settings: Settings) -> AsyncIterator[System]:
             "gateway_port": ports["gateway"],
             "quote_ttl_seconds": QUOTE_TTL_SECONDS,
             "upstreams": "sandbox",
+            "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
         },
     )
     state = LOGS / unique_name("e2e-system")

@@ -5,10 +5,12 @@ pagination, tenant isolation, scopes and Idempotency-Key handling."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from services.demo import DemoCustomer
@@ -323,6 +325,28 @@ async def test_missing_or_bad_credentials_are_401(system: System) -> None:
 
     for response in (missing, bad, expired_jwt):
         problem(response, 401, "UNAUTHENTICATED")
+
+
+def session_jwt(system: System, customer_id: str, scope: str, *, expires_in: int = 300) -> str:
+    assert system.settings.jwt_secret is not None
+    claims = {"sub": customer_id, "scope": scope, "exp": int(time.time()) + expires_in}
+    return jwt.encode(claims, system.settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+async def test_a_session_jwt_authenticates_with_its_scopes(system: System) -> None:
+    me = alice(system)
+    reader = session_jwt(system, me.id, "otc-exchanges:read")
+    expired = session_jwt(system, me.id, "otc-exchanges:read", expires_in=-60)
+    async with system.client(Authorization=f"Bearer {reader}") as client:
+        accounts = await client.get("/otc-exchanges/accounts")
+        write = await client.post("/otc-exchanges/quote", json=buy_body(me))
+    async with system.client(Authorization=f"Bearer {expired}") as client:
+        too_late = await client.get("/otc-exchanges/accounts")
+
+    assert accounts.status_code == 200
+    assert [a["id"] for a in accounts.json()["data"]] == [me.active_account]
+    problem(write, 403, "INSUFFICIENT_SCOPE")
+    problem(too_late, 401, "UNAUTHENTICATED")
 
 
 async def test_insufficient_scope_is_403(system: System) -> None:

@@ -20,17 +20,13 @@ from aiokafka import AIOKafkaProducer
 from domain.order import Order
 from domain.views import OrderView
 from services.contracts import event_data
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.relay.relay import envelope_of
 from services.settings import Settings
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit the event store.")
 
 PAGE = 1000
-
-
-def open_orders() -> Orders:
-    return Orders(env=orders_env(Settings()))
 
 
 def record(event: Any, position: int | None = None) -> dict[str, Any]:  # noqa: ANN401 - any stored event
@@ -52,7 +48,7 @@ def record(event: Any, position: int | None = None) -> dict[str, Any]:  # noqa: 
 @audit_app.command("history")
 def history(order_id: UUID) -> None:
     """Every event of one order: version, time, actor, command id, data (JSON lines)."""
-    orders = open_orders()
+    orders = open_orders(Settings())
     try:
         events = list(orders.events.get(order_id))
     finally:
@@ -73,7 +69,7 @@ def state(
     ] = None,
 ) -> None:
     """The order as it was after version N, or at a time (the public view plus its version)."""
-    orders = open_orders()
+    orders = open_orders(Settings())
     try:
         if at is not None:
             events = [
@@ -99,7 +95,7 @@ def export(
     stop: Annotated[int | None, typer.Option(help="last notification id")] = None,
 ) -> None:
     """The whole log (or a range of it), one JSON line per event, in order."""
-    orders = open_orders()
+    orders = open_orders(Settings())
     try:
         position = start
         while True:
@@ -132,7 +128,7 @@ def republish(
 
 
 async def _republish(settings: Settings, start: int, stop: int) -> int:
-    orders = Orders(env=orders_env(settings))
+    orders = open_orders(settings)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all"
     )

@@ -38,7 +38,7 @@ from services.adapters.fakes import FakePricing, FakeWalletBalances
 from services.command_client import CommandClient
 from services.demo import DemoCustomer, saved_demo
 from services.engine.__main__ import policy_of
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.engine.processor import CommandProcessor
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
@@ -192,7 +192,7 @@ async def drive(
 
 async def naive(settings: Settings, orders: list[list[c.Command]]) -> float:
     """One load, decide and `Application.save` per command, in sequence. Returns seconds."""
-    app = Orders(env=orders_env(settings))
+    app = open_orders(settings)
     async with PostgresResourceDirectory(settings) as resources:
         processor = CommandProcessor(
             app,

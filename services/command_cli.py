@@ -21,7 +21,7 @@ from domain import commands as c
 from domain.commands import ActorRef
 from domain.order import ActorKind, Side
 from services.command_client import CommandClient, CommandTimeoutError
-from services.engine.app import Orders
+from services.engine.app import open_orders
 from services.settings import Settings
 
 command_app = typer.Typer(no_args_is_help=True, help="Publish a command and print the reply.")
@@ -64,7 +64,7 @@ def _customer(customer_id: UUID) -> ActorRef:
 
 
 def _owner_of(order_id: UUID) -> UUID:
-    orders = Orders(env=Settings().postgres_env())
+    orders = open_orders(Settings())
     try:
         order = orders.order(order_id)
     finally:

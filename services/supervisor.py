@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from services.demo import DemoData, demo_once
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.resources.port import Network
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
@@ -176,7 +176,7 @@ def gateway(settings: Settings) -> Child:
 
 def create_event_store(settings: Settings) -> None:
     """The event store's tables, made once before the processes that all use them start."""
-    Orders(env=orders_env(settings)).close()
+    open_orders(settings).close()
 
 
 def provider_token() -> str:

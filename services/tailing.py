@@ -18,6 +18,8 @@ from typing import Any, Self
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
+from services.engine.app import SCHEMA_LOCK_KEY
+
 _END = object()
 
 
@@ -79,14 +81,11 @@ class NotificationTail:
                 return batch
 
 
-DDL_LOCK_KEY = 7_031_000
-
-
 async def create_tables(conn: psycopg.AsyncConnection[Any], *statements: str) -> None:
     """Run CREATE ... IF NOT EXISTS statements under a lock: two processes creating the same
     table at once would otherwise collide in PostgreSQL's catalog."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         for statement in statements:
             await conn.execute(statement)
 

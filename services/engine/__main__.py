@@ -17,7 +17,7 @@ from faststream.middlewares import AckPolicy
 
 from domain.money import Currency
 from domain.order import SizeLimits
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
 from services.engine.service import INFRASTRUCTURE_ERRORS, EngineService
@@ -61,7 +61,7 @@ def utc_now() -> datetime:
 
 async def run(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
-        orders = Orders(env=orders_env(settings))
+        orders = open_orders(settings)
         stack.callback(orders.close)
         resources = PostgresResourceDirectory(settings)
         await resources.open()

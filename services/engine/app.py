@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Recording, StoredEvent
@@ -97,3 +99,21 @@ class Orders(Application[UUID]):
 
 def orders_env(settings: Settings, **extra: str) -> dict[str, str]:
     return {**settings.postgres_env(), "CREATE_TABLE": "y", **extra}
+
+
+SCHEMA_LOCK_KEY = 7_031_000
+
+
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """Hold while creating tables. Processes that start together and all create the same tables
+    would otherwise collide in PostgreSQL's catalog ("tuple concurrently updated")."""
+    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        yield
+
+
+def open_orders(settings: Settings) -> Orders:
+    """The `Orders` application, its tables created (if missing) under the schema lock."""
+    with schema_lock(settings):
+        return Orders(env=orders_env(settings))

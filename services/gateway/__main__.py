@@ -17,7 +17,7 @@ from services.auth.jwt import JwtVerifier
 from services.auth.keys import ApiKeyStore
 from services.auth.principal import Principal
 from services.command_client import CommandClient
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.gateway.app import Gateway, create_app
 from services.logs import configure_logging
 from services.projector import open_order_list
@@ -52,7 +52,7 @@ def lifespan_for(settings: Settings) -> object:
             await keys.create_schema()
             read_model = open_order_list(settings)
             stack.callback(read_model.close)
-            orders = Orders(env=orders_env(settings))
+            orders = open_orders(settings)
             stack.callback(orders.close)
             commands = CommandClient(settings, instance_id=f"gateway-{uuid.uuid4().hex[:12]}")
             await commands.start()

@@ -15,7 +15,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import orders_env
+from services.engine.app import orders_env, schema_lock
 from services.settings import Settings
 
 ORDER_LIST_LOCK_KEY = 7_031_003
@@ -30,8 +30,9 @@ def open_order_list(settings: Settings) -> OrderListView:
     """The `order_list` view on this database, as the projection runner builds it (same table,
     same tracking table); the caller closes it."""
     env = Environment(OrderListProjection.name, {**os.environ, **projector_env(settings)})
-    factory = InfrastructureFactory[OrderListView].construct(env=env)
-    return factory.tracking_recorder(OrderListView)
+    with schema_lock(settings):
+        factory = InfrastructureFactory[OrderListView].construct(env=env)
+        return factory.tracking_recorder(OrderListView)
 
 
 def take_writer_lock(conn: psycopg.Connection[Any]) -> bool:

@@ -17,7 +17,7 @@ import psycopg
 from eventsourcing.projection import ProjectionRunner
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import Orders
+from services.engine.app import Orders, schema_lock
 from services.logs import configure_logging
 from services.projector import projector_env, take_writer_lock
 from services.settings import Settings
@@ -41,12 +41,13 @@ def follow(settings: Settings, stopping: threading.Event) -> None:
             log.info("another projector or a rebuild writes order_list; waiting")
             if stopping.wait(STANDBY_POLL_SECONDS):
                 return
-        runner = ProjectionRunner(
-            application_class=Orders,
-            projection_class=OrderListProjection,
-            view_class=OrderListView,
-            env=projector_env(settings),
-        )
+        with schema_lock(settings):
+            runner = ProjectionRunner(
+                application_class=Orders,
+                projection_class=OrderListProjection,
+                view_class=OrderListView,
+                env=projector_env(settings),
+            )
         with runner:
 
             def stop() -> None:

@@ -28,8 +28,8 @@ from rich.progress import (
 )
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import Orders
-from services.projector import open_order_list, projector_env, take_writer_lock
+from services.engine.app import Orders, open_orders
+from services.projector import open_order_list, take_writer_lock
 from services.settings import Settings
 
 projections_app = typer.Typer(
@@ -124,7 +124,7 @@ def _rebuild(name: ReadModel, settings: Settings, page_size: int) -> RebuildRepo
                 err=True,
             )
             raise typer.Exit(EXIT_BUSY)
-        orders = Orders(env=projector_env(settings))
+        orders = open_orders(settings)
         view = open_order_list(settings)
         try:
             with Progress(

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from aiokafka import AIOKafkaProducer
 
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.logs import configure_logging
 from services.relay.relay import (
     RELAY_LOCK_KEY,
@@ -34,7 +34,7 @@ async def run(settings: Settings) -> None:
         await hold_leadership(conn, RELAY_LOCK_KEY)
         positions = PositionStore(conn, RELAY_NAME)
         await positions.setup()
-        orders = Orders(env=orders_env(settings))
+        orders = open_orders(settings)
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             enable_idempotence=True,

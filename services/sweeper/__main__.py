@@ -11,7 +11,7 @@ import psycopg
 
 from domain.commands import ExpireQuote
 from services.command_client import CommandClient
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.logs import configure_logging
 from services.relay.relay import hold_leadership
 from services.settings import Settings
@@ -33,7 +33,7 @@ async def run(settings: Settings) -> None:
     ):
         await hold_leadership(lock_conn, SWEEPER_LOCK_KEY)
         await OpenQuotes(log_conn).setup()
-        orders = Orders(env=orders_env(settings))
+        orders = open_orders(settings)
         client = CommandClient(settings, instance_id="expiry-sweeper")
         await client.start(replies=False)
         try:

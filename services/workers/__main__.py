@@ -18,7 +18,7 @@ from domain.commands import Command
 from domain.order import Order
 from services.command_client import CommandClient
 from services.contracts import EventEnvelope
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.logs import configure_logging
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
@@ -30,7 +30,7 @@ log = logging.getLogger("otc.workers")
 
 async def run(settings: Settings, which: str) -> None:
     async with AsyncExitStack() as stack:
-        orders = Orders(env=orders_env(settings))
+        orders = open_orders(settings)
         stack.callback(orders.close)
         resources = await stack.enter_async_context(PostgresResourceDirectory(settings))
         await resources.create_schema()

@@ -16,7 +16,7 @@ import httpx
 from pydantic import SecretStr
 
 from domain.order import FINAL, Order, Status
-from services.engine.app import Orders, orders_env
+from services.engine.app import Orders, open_orders
 from services.resources.store import PostgresResourceDirectory
 from services.sandbox import bank, chain, provider
 from services.sandbox.server import serving
@@ -163,7 +163,7 @@ async def money_system(
         def admin(url: str) -> httpx.AsyncClient:
             return httpx.AsyncClient(base_url=url, timeout=10)
 
-        store = Orders(env=orders_env(wired))
+        store = open_orders(wired)
         stack.callback(store.close)
         system = MoneySystem(
             wired,

@@ -12,7 +12,7 @@ import pytest
 
 from domain.order import Side
 from services.command_client import CommandClient
-from services.engine.app import Orders, orders_env
+from services.engine.app import open_orders
 from services.settings import Settings
 from tests.support import (
     Customer,
@@ -93,7 +93,7 @@ async def test_sweeper_expires_a_lapsed_quote_within_seconds(
 
             await eventually(expired_events, timeout=15)
 
-    app = Orders(env=orders_env(settings))
+    app = open_orders(settings)
     try:
         found = await asyncio.to_thread(app.order, order.order_id)
     finally:

@@ -337,11 +337,11 @@ async def api_lifecycle(
 
 
 async def wait_for(client: httpx.AsyncClient, order_id: str, status: str) -> None:
-    for _ in range(1200):
+    for _ in range(600):
         response = await client.get(f"/otc-exchanges/{order_id}")
         if response.json().get("status") == status:
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.25)
     raise RuntimeError(f"order {order_id} never reached {status}")
 
 

@@ -24,17 +24,15 @@ from base64 import urlsafe_b64encode
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
-from psycopg import AsyncConnection, errors, sql
+from psycopg import errors, sql
 from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
 
 from services.auth.principal import KNOWN_SCOPES, Principal, Scope
+from services.pg import PooledStore
 from services.resources.port import PLATFORM_CUSTOMER_ID
-from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +91,6 @@ _SELECT_FOR_VERIFY = sql.SQL(
     " last_used_at IS NULL OR last_used_at < clock_timestamp() - make_interval(secs => {})"
     " FROM auth.api_keys WHERE prefix = %s"
 ).format(sql.Literal(LAST_USED_RESOLUTION_SECONDS))
-
-Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
 
 class ApiKeyError(Exception):
@@ -192,54 +188,12 @@ def check_key_name(name: str) -> str:
     return text
 
 
-class ApiKeyStore:
-    """Opens its connection pool in `open()` (or `async with`), never on construction. Its
-    connections are in autocommit: `verify` is one indexed read, plus a write of `last_used_at`
-    at most once a minute per key."""
+class ApiKeyStore(PooledStore):
+    """Its connections are in autocommit: `verify` is one indexed read, plus a write of
+    `last_used_at` at most once a minute per key."""
 
-    def __init__(self, settings: Settings, *, connect_timeout: float = 10.0) -> None:
-        self._conninfo = settings.conninfo()
-        self._pool_size = settings.pg_pool_size
-        self._connect_timeout = connect_timeout
-        self._opened: Pool | None = None
-
-    async def open(self) -> None:
-        if self._opened is not None:
-            return
-        pool: Pool = AsyncConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=self._pool_size,
-            open=False,
-            timeout=self._connect_timeout,
-            configure=_autocommit,
-            name="auth",
-        )
-        await pool.open(wait=True, timeout=self._connect_timeout)
-        self._opened = pool
-
-    async def close(self) -> None:
-        if self._opened is not None:
-            await self._opened.close()
-            self._opened = None
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def _pool(self) -> Pool:
-        if self._opened is None:
-            raise RuntimeError("the API key store is not open")
-        return self._opened
+    pool_name = "auth"
+    autocommit = True
 
     async def create_schema(self) -> None:
         """Create the schema, its table and index if missing; safe to run concurrently."""
@@ -326,10 +280,6 @@ class ApiKeyStore:
         async with self._pool.connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
-
-
-async def _autocommit(conn: AsyncConnection[TupleRow]) -> None:
-    await conn.set_autocommit(True)
 
 
 def _record(row: Sequence[Any]) -> ApiKeyRecord:

@@ -8,15 +8,14 @@ outside the platform customer, a second treasury account or a second treasury wa
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import UUID, uuid4
 
-from psycopg import AsyncConnection, errors, sql
+from psycopg import errors, sql
 from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
 
 from domain.resources import AccountStatus, FiatAccount, Wallet
+from services.pg import PooledStore
 from services.resources.port import (
     PLATFORM_CUSTOMER_ID,
     PLATFORM_CUSTOMER_NAME,
@@ -34,7 +33,6 @@ from services.resources.port import (
     check_usdc_address,
     mask_iban,
 )
-from services.settings import Settings
 
 _SCHEMA_LOCK = 0x5245_534F_5552_4345
 
@@ -111,54 +109,9 @@ _CONFLICTS = {
     "wallets_address_per_network": "another wallet already has this address on this network",
 }
 
-Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
-
-class PostgresResourceDirectory(ResourceDirectory):
-    """Opens its connection pool in `open()` (or `async with`), never on construction."""
-
-    def __init__(self, settings: Settings, *, connect_timeout: float = 10.0) -> None:
-        self._conninfo = settings.conninfo()
-        self._pool_size = settings.pg_pool_size
-        self._connect_timeout = connect_timeout
-        self._opened: Pool | None = None
-
-    async def open(self) -> None:
-        if self._opened is not None:
-            return
-        pool: Pool = AsyncConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=self._pool_size,
-            open=False,
-            timeout=self._connect_timeout,
-            name="resources",
-        )
-        await pool.open(wait=True, timeout=self._connect_timeout)
-        self._opened = pool
-
-    async def close(self) -> None:
-        if self._opened is not None:
-            await self._opened.close()
-            self._opened = None
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def _pool(self) -> Pool:
-        if self._opened is None:
-            raise RuntimeError("the resource directory is not open")
-        return self._opened
+class PostgresResourceDirectory(PooledStore, ResourceDirectory):
+    pool_name = "resources"
 
     async def create_schema(self) -> None:
         """Create the schema, its tables and indexes if missing; safe to run concurrently."""

@@ -3,33 +3,18 @@ with the test playing the operator and the workers; the relay publishes every ev
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from domain.commands import Command
 from domain.order import Side
 from services.command_client import CommandClient
 from services.contracts import ReplyEnvelope
-from services.settings import Settings
-from tests.support import Customer, Orderer, make_customer, running
+from tests.support import Customer, Orderer
 
 pytestmark = pytest.mark.integration
 
 ENGINE_READY = "engine: consuming"
 RELAY_READY = "relay: publishing"
-
-
-@pytest.fixture
-async def customer(otc_settings: Settings) -> Customer:
-    return await make_customer(otc_settings)
-
-
-@pytest.fixture
-async def client(otc_settings: Settings) -> AsyncIterator[CommandClient]:
-    with running("services.engine", otc_settings, ENGINE_READY):
-        async with CommandClient(otc_settings) as command_client:
-            yield command_client
 
 
 async def ok(client: CommandClient, command: Command) -> ReplyEnvelope:

@@ -4,7 +4,6 @@ replies and appends nothing; idempotency keys replay; bad records go to the dead
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -14,21 +13,9 @@ from domain.order import Side
 from services.command_client import CommandClient
 from services.contracts import CORRELATION_ID, ERROR_HEADER, REPLY_TO, CommandEnvelope
 from services.settings import Settings
-from tests.support import Customer, Orderer, make_customer, read_topic, running, stored_order_events
+from tests.support import Customer, Orderer, read_topic, stored_order_events
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def customer(otc_settings: Settings) -> Customer:
-    return await make_customer(otc_settings)
-
-
-@pytest.fixture
-async def client(otc_settings: Settings) -> AsyncIterator[CommandClient]:
-    with running("services.engine", otc_settings, "engine: consuming"):
-        async with CommandClient(otc_settings) as command_client:
-            yield command_client
 
 
 async def twice(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,25 +17,12 @@ from tests.support import (
     Customer,
     Orderer,
     eventually,
-    make_customer,
     read_topic,
     running,
     stored_order_events,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def customer(otc_settings: Settings) -> Customer:
-    return await make_customer(otc_settings)
-
-
-@pytest.fixture
-async def client(otc_settings: Settings) -> AsyncIterator[CommandClient]:
-    with running("services.engine", otc_settings, "engine: consuming"):
-        async with CommandClient(otc_settings) as command_client:
-            yield command_client
 
 
 async def test_relay_publishes_every_event_in_version_order(

@@ -255,6 +255,30 @@ async def caught_up(gw: Gateway, position: int | None) -> None:
         await asyncio.sleep(0.02)
 
 
+async def operator_envelope(
+    gw: Gateway,
+    order_id: UUID,
+    principal: Principal,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """The envelope of an operator's command on any order (404 if there is none)."""
+    key = optional_key(idempotency_key)
+    row = await any_row(gw, order_id)
+    return envelope_fields(order_id, row.customer_id, operator_actor(principal), key)
+
+
+async def customer_envelope(
+    gw: Gateway,
+    order_id: UUID,
+    principal: Principal,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """The envelope of a customer's command on one of their orders (404 for anyone else's)."""
+    key = optional_key(idempotency_key)
+    await owned_row(gw, order_id, principal)
+    return envelope_fields(order_id, principal.customer_id, customer_actor(principal), key)
+
+
 async def owned_row(gw: Gateway, order_id: UUID, principal: Principal) -> OrderRow:
     row = await asyncio.to_thread(gw.read_model.get, order_id)
     if row is None or row.customer_id != principal.customer_id:
@@ -503,12 +527,8 @@ async def cancel_order(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Cancel a quoted or requoted order; anything further along is 409 NOT_CANCELLABLE."""
-    key = optional_key(idempotency_key)
-    await owned_row(gw, order_id, principal)
-    command = c.CancelOrder(
-        **envelope_fields(order_id, principal.customer_id, customer_actor(principal), key)
-    )
-    return await run_command(gw, command, 200)
+    envelope = await customer_envelope(gw, order_id, principal, idempotency_key)
+    return await run_command(gw, c.CancelOrder(**envelope), 200)
 
 
 @customer.post(
@@ -526,12 +546,8 @@ async def requote_order(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A fresh rate and expiry for a quoted, requoted or expired order."""
-    key = optional_key(idempotency_key)
-    await owned_row(gw, order_id, principal)
-    command = c.Requote(
-        **envelope_fields(order_id, principal.customer_id, customer_actor(principal), key)
-    )
-    return await run_command(gw, command, 200)
+    envelope = await customer_envelope(gw, order_id, principal, idempotency_key)
+    return await run_command(gw, c.Requote(**envelope), 200)
 
 
 # ---------------------------------------------------------------------------------- operator routes
@@ -565,13 +581,9 @@ async def approve_order(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Approve at the given final rate, or at the live provider rate when none is given."""
-    key = optional_key(idempotency_key)
-    row = await any_row(gw, order_id)
     rate = None if body is None or body.rate is None else Decimal(body.rate)
-    command = c.ApproveOrder(
-        **envelope_fields(order_id, row.customer_id, operator_actor(principal), key), rate=rate
-    )
-    return await run_command(gw, command, 200)
+    envelope = await operator_envelope(gw, order_id, principal, idempotency_key)
+    return await run_command(gw, c.ApproveOrder(**envelope, rate=rate), 200)
 
 
 @ops.post(
@@ -588,13 +600,9 @@ async def reject_order(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Reject: a buy's EUR is refunded; a sell moved nothing."""
-    key = optional_key(idempotency_key)
-    row = await any_row(gw, order_id)
     reason = RejectRequest().reason if body is None else body.reason
-    command = c.RejectOrder(
-        **envelope_fields(order_id, row.customer_id, operator_actor(principal), key), reason=reason
-    )
-    return await run_command(gw, command, 200)
+    envelope = await operator_envelope(gw, order_id, principal, idempotency_key)
+    return await run_command(gw, c.RejectOrder(**envelope, reason=reason), 200)
 
 
 @ops.post(
@@ -610,19 +618,15 @@ async def retry_payout(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Try a permanently failed payout again (a new attempt, a new reference)."""
-    key = optional_key(idempotency_key)
-    row = await any_row(gw, order_id)
-    command = c.RetryPayout(
-        **envelope_fields(order_id, row.customer_id, operator_actor(principal), key)
-    )
-    return await run_command(gw, command, 200)
+    envelope = await operator_envelope(gw, order_id, principal, idempotency_key)
+    return await run_command(gw, c.RetryPayout(**envelope), 200)
 
 
 @ops.get(
     "/{order_id}/history", response_model=History, responses=responses(ErrorCode.ORDER_NOT_FOUND)
 )
 async def order_history(order_id: OrderId, _: Operator, gw: GatewayDep) -> History:
-    """Every event of the order, with who caused it; references included (operators only)."""
+    """Every event of the order with who caused it (server-side references: `otc audit`)."""
     events = await gw.history(order_id)
     if not events:
         raise ApiError(ErrorCode.ORDER_NOT_FOUND, "order not found")

@@ -62,6 +62,10 @@ class PooledStore:
     ) -> None:
         await self.close()
 
+    async def create_schema(self) -> None:
+        """Create the store's schema and tables if missing; safe to run concurrently."""
+        raise NotImplementedError
+
     @property
     def _pool(self) -> Pool:
         if self._opened is None:

@@ -7,21 +7,16 @@ unreachable database exits with 1. Every command creates the `auth` schema first
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 import typer
-from psycopg import OperationalError
-from psycopg_pool import PoolTimeout
-from pydantic import ValidationError
 
 from services.auth.keys import ApiKeyError, ApiKeyRecord, ApiKeyStore
 from services.auth.principal import Scope
 from services.resources.port import PLATFORM_CUSTOMER_ID
-from services.settings import Settings
+from services.store_cli import run_on_store
 
 keys_app = typer.Typer(
     no_args_is_help=True,
@@ -31,8 +26,6 @@ keys_app = typer.Typer(
 Json = dict[str, object]
 T = TypeVar("T")
 
-EXIT_REFUSED = 2
-EXIT_UNAVAILABLE = 1
 
 NameOption = Annotated[str, typer.Option("--name", help="What the key is for, to recognise it.")]
 
@@ -70,29 +63,7 @@ def revoke(*, key_id: Annotated[UUID, typer.Argument(metavar="ID")]) -> None:
 
 
 def _run(work: Callable[[ApiKeyStore], Awaitable[T]], view: Callable[[T], object]) -> None:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        fields = ", ".join(f"OTC_{error['loc'][0]}".upper() for error in exc.errors())
-        _fail(f"missing or invalid settings: {fields} (see .run/stack.env)", EXIT_REFUSED)
-
-    async def session() -> T:
-        async with ApiKeyStore(settings) as store:
-            await store.create_schema()
-            return await work(store)
-
-    try:
-        result = asyncio.run(session())
-    except ApiKeyError as exc:
-        _fail(str(exc), EXIT_REFUSED)
-    except (OperationalError, PoolTimeout) as exc:
-        _fail(f"database unavailable: {exc}", EXIT_UNAVAILABLE)
-    typer.echo(json.dumps(view(result), indent=2))
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+    run_on_store(ApiKeyStore, (ApiKeyError,), work, view)
 
 
 def _issued_view(issued: tuple[str, ApiKeyRecord]) -> Json:

@@ -6,17 +6,12 @@ with 1. Every command creates the `resources` schema first if it is missing.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 import httpx
 import typer
-from psycopg import OperationalError
-from psycopg_pool import PoolTimeout
-from pydantic import ValidationError
 
 from domain.resources import AccountStatus, Wallet
 from services.resources.port import (
@@ -28,6 +23,7 @@ from services.resources.port import (
 )
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
+from services.store_cli import run_on_store
 
 resources_app = typer.Typer(
     no_args_is_help=True,
@@ -37,8 +33,6 @@ resources_app = typer.Typer(
 Json = dict[str, object]
 T = TypeVar("T")
 
-EXIT_REFUSED = 2
-EXIT_UNAVAILABLE = 1
 
 CustomerOption = Annotated[
     UUID | None,
@@ -172,29 +166,7 @@ def list_wallets(*, customer: Annotated[UUID | None, typer.Option("--customer")]
 def _run(
     work: Callable[[PostgresResourceDirectory], Awaitable[T]], view: Callable[[T], object]
 ) -> None:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        fields = ", ".join(f"OTC_{error['loc'][0]}".upper() for error in exc.errors())
-        _fail(f"missing or invalid settings: {fields} (see .run/stack.env)", EXIT_REFUSED)
-
-    async def session() -> T:
-        async with PostgresResourceDirectory(settings) as directory:
-            await directory.create_schema()
-            return await work(directory)
-
-    try:
-        result = asyncio.run(session())
-    except ResourceError as exc:
-        _fail(str(exc), EXIT_REFUSED)
-    except (OperationalError, PoolTimeout) as exc:
-        _fail(f"database unavailable: {exc}", EXIT_UNAVAILABLE)
-    typer.echo(json.dumps(view(result), indent=2))
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+    run_on_store(PostgresResourceDirectory, (ResourceError,), work, view)
 
 
 def _each(view: Callable[[T], Json]) -> Callable[[list[T]], list[Json]]:

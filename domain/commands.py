@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictStr
 from pydantic.alias_generators import to_camel
 
-from domain.order import Actor, ActorKind, Side
+from domain.order import Actor, ActorKind, Leg, Side
 
 
 def _decimal_from_text(value: object) -> object:
@@ -34,13 +34,29 @@ DecimalText = Annotated[
 
 
 class ActorRef(BaseModel):
+    """Who sends a command: a customer (id: the customer id), an operator (id: the operator's
+    id, name: the person's name) or a system process (id: its name, e.g. `eur-treasury`)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: ActorKind
     id: StrictStr = Field(min_length=1, max_length=200)
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+
+    @classmethod
+    def customer(cls, customer_id: UUID) -> ActorRef:
+        return cls(kind=ActorKind.CUSTOMER, id=str(customer_id))
+
+    @classmethod
+    def operator(cls, operator_id: UUID | str, name: str) -> ActorRef:
+        return cls(kind=ActorKind.OPERATOR, id=str(operator_id), name=name)
+
+    @classmethod
+    def system(cls, process: str) -> ActorRef:
+        return cls(kind=ActorKind.SYSTEM, id=process)
 
     def to_actor(self) -> Actor:
-        return Actor(self.kind, self.id)
+        return Actor(self.kind, self.id, self.name)
 
 
 class Command(BaseModel):
@@ -57,6 +73,10 @@ class Command(BaseModel):
     actor: ActorRef
     idempotency_key: UUID | None = None
     issued_at: datetime
+
+    def moves(self) -> Leg | None:
+        """The leg whose outcome this command reports (a worker's outcome), or None."""
+        return None
 
     def fingerprint_payload(self) -> dict[str, object]:
         """What identifies the request behind an idempotency key: type, target and payload."""
@@ -99,6 +119,8 @@ class ExpireQuote(Command):
 class ApproveOrder(Command):
     type: Literal["ApproveOrder"] = "ApproveOrder"
     rate: DecimalText | None = Field(default=None, gt=0)
+    override: bool = False
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class RejectOrder(Command):
@@ -110,19 +132,42 @@ class RetryPayout(Command):
     type: Literal["RetryPayout"] = "RetryPayout"
 
 
+class RetryRefund(Command):
+    type: Literal["RetryRefund"] = "RetryRefund"
+
+
 class RecordSourceDebit(Command):
     type: Literal["RecordSourceDebit"] = "RecordSourceDebit"
     reference: str = Field(min_length=1, max_length=200)
+
+    def moves(self) -> Leg:
+        return Leg.DEBIT
 
 
 class RecordSourceDebitFailure(Command):
     type: Literal["RecordSourceDebitFailure"] = "RecordSourceDebitFailure"
     reason: str = Field(max_length=500)
 
+    def moves(self) -> Leg:
+        return Leg.DEBIT
+
 
 class RecordRefund(Command):
     type: Literal["RecordRefund"] = "RecordRefund"
+    attempt: WholeNumber = Field(default=1, ge=1)
     reference: str = Field(min_length=1, max_length=200)
+
+    def moves(self) -> Leg:
+        return Leg.REFUND
+
+
+class RecordRefundFailure(Command):
+    type: Literal["RecordRefundFailure"] = "RecordRefundFailure"
+    attempt: WholeNumber = Field(ge=1)
+    reason: str = Field(max_length=500)
+
+    def moves(self) -> Leg:
+        return Leg.REFUND
 
 
 class RecordPayout(Command):
@@ -130,11 +175,27 @@ class RecordPayout(Command):
     attempt: WholeNumber = Field(ge=1)
     reference: str = Field(min_length=1, max_length=200)
 
+    def moves(self) -> Leg:
+        return Leg.PAYOUT
+
 
 class RecordPayoutFailure(Command):
     type: Literal["RecordPayoutFailure"] = "RecordPayoutFailure"
     attempt: WholeNumber = Field(ge=1)
     reason: str = Field(max_length=500)
+
+    def moves(self) -> Leg:
+        return Leg.PAYOUT
+
+
+class RecordMovementUnresolved(Command):
+    type: Literal["RecordMovementUnresolved"] = "RecordMovementUnresolved"
+    leg: Leg
+    attempt: WholeNumber = Field(ge=1)
+    reason: str = Field(max_length=500)
+
+    def moves(self) -> Leg:
+        return self.leg
 
 
 AnyCommand = Annotated[
@@ -146,11 +207,14 @@ AnyCommand = Annotated[
     | ApproveOrder
     | RejectOrder
     | RetryPayout
+    | RetryRefund
     | RecordSourceDebit
     | RecordSourceDebitFailure
     | RecordRefund
+    | RecordRefundFailure
     | RecordPayout
-    | RecordPayoutFailure,
+    | RecordPayoutFailure
+    | RecordMovementUnresolved,
     Field(discriminator="type"),
 ]
 
@@ -165,10 +229,13 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         ApproveOrder,
         RejectOrder,
         RetryPayout,
+        RetryRefund,
         RecordSourceDebit,
         RecordSourceDebitFailure,
         RecordRefund,
+        RecordRefundFailure,
         RecordPayout,
         RecordPayoutFailure,
+        RecordMovementUnresolved,
     )
 }

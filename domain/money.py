@@ -8,7 +8,7 @@ platform never pays out a fraction it did not receive.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
 
 from domain.errors import DomainError, ErrorCode
@@ -144,3 +144,13 @@ def slippage_bps(indicative_rate: Decimal, final_rate: Decimal) -> Decimal:
     if final_rate >= indicative_rate:
         return Decimal(0)
     return (indicative_rate - final_rate) / indicative_rate * BPS
+
+
+def collar(live_rate: Decimal, collar_bps: int) -> tuple[Decimal, Decimal]:
+    """The rates within `collar_bps` basis points of the live rate, both ends included, kept to
+    RATE_PLACES places inward (the lower end rounded up, the upper down)."""
+    with exact():
+        width = live_rate * Decimal(collar_bps) / BPS
+        low = (live_rate - width).quantize(RATE_QUANTUM, rounding=ROUND_UP)
+        high = (live_rate + width).quantize(RATE_QUANTUM, rounding=ROUND_DOWN)
+    return low, high

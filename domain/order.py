@@ -25,6 +25,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.money import (
     Currency,
     check_size,
+    collar,
     convert,
     normalise_rate,
     parse_amount,
@@ -59,12 +60,31 @@ class Status(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     PAYOUT_FAILED = "payout_failed"
+    REFUND_FAILED = "refund_failed"
 
 
 OPEN_QUOTE = frozenset({Status.QUOTED, Status.REQUOTED})
 REQUOTABLE = frozenset({Status.QUOTED, Status.REQUOTED, Status.EXPIRED})
-# No command moves an order out of these. payout_failed is not final: an operator retries it.
+# No command moves an order out of these. payout_failed and refund_failed are not final: an
+# operator retries them.
 FINAL = frozenset({Status.CANCELLED, Status.COMPLETED, Status.REJECTED, Status.FAILED})
+
+
+class Leg(StrEnum):
+    """A money movement of an order. Debits happen once; refunds and payouts are attempts that
+    an operator may retry after a refusal."""
+
+    DEBIT = "debit"
+    REFUND = "refund"
+    PAYOUT = "payout"
+
+
+# The status in which an order waits for each leg's outcome.
+AWAITING = {
+    Leg.DEBIT: Status.DEBIT_PENDING,
+    Leg.REFUND: Status.REFUND_PENDING,
+    Leg.PAYOUT: Status.PAYOUT_PENDING,
+}
 
 
 class ActorKind(StrEnum):
@@ -75,8 +95,12 @@ class ActorKind(StrEnum):
 
 @dataclass(frozen=True)
 class Actor:
+    """Who issued a command. Operators are named people: `id` is the operator's id and `name`
+    the person's name; customers and system processes have no name."""
+
     kind: ActorKind
     id: str
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +115,7 @@ class Cause:
         return {
             "actor_kind": self.actor.kind.value,
             "actor_id": self.actor.id,
+            "actor_name": self.actor.name,
             "command_id": self.command_id,
             "timestamp": self.now,
         }
@@ -102,6 +127,27 @@ class SizeLimits:
 
     minimum: dict[Currency, Decimal]
     maximum: dict[Currency, Decimal]
+
+
+@dataclass(frozen=True)
+class ApprovalControls:
+    """The desk's limits on an approval: how far an operator's rate may stray from the live
+    rate, and the EUR value from which two different operators must approve."""
+
+    collar_bps: int
+    dual_control_eur: Decimal
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """An operator's approval: an explicit rate (None: the live one), the live provider rate
+    fetched for this approval, and an override of the collar with its reason."""
+
+    rate: Decimal | None
+    live_rate: Decimal
+    provider_quote_id: str | None
+    override: bool = False
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,13 +164,24 @@ class Order(Aggregate):
     # ------------------------------------------------------------------ events
 
     class Event(Aggregate.Event):
-        """Base of every order event: who caused it and which command."""
+        """Base of every order event: who caused it and which command.
+
+        Version 2 added `actor_name` (the operator's name); events stored before it read as
+        having none.
+        """
 
         customer_id: UUID
         side: str
         actor_kind: str
         actor_id: str
+        actor_name: str | None
         command_id: UUID
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["actor_name"] = None
 
         def apply(self, aggregate: Any) -> None:  # noqa: ANN401 - eventsourcing's signature
             order: Order = aggregate
@@ -163,16 +220,60 @@ class Order(Aggregate):
     class SourceDebitFailed(Event):
         reason: str
 
+    class ApprovalRecorded(Event):
+        """The first of two approvals under dual control: the order waits for a second
+        operator."""
+
+        rate: Decimal
+        live_rate: Decimal
+        override: bool
+        override_reason: str | None
+
     class Approved(Event):
+        """The final rate. `live_rate` is the provider's rate at approval; `override` says the
+        operator's rate was outside the collar, with the reason. Events stored before version 2
+        have neither."""
+
         rate: Decimal
         destination_amount: Decimal
         provider_quote_id: str | None
+        live_rate: Decimal | None
+        override: bool
+        override_reason: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["actor_name"] = None
+            state["live_rate"] = None
+            state["override"] = False
+            state["override_reason"] = None
 
     class Rejected(Event):
         reason: str
 
     class Refunded(Event):
+        attempt: int
         reference: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["actor_name"] = None
+            state["attempt"] = 1
+
+    class RefundFailed(Event):
+        attempt: int
+        reason: str
+
+    class RefundRetried(Event):
+        attempt: int
+
+    class MovementUnresolved(Event):
+        """A worker could not learn a movement's outcome within its bound. The status does not
+        change: the outcome is unknown, not failed. Operators are alerted."""
+
+        leg: str
+        attempt: int
+        reason: str
 
     class PaidOut(Event):
         attempt: int
@@ -205,7 +306,10 @@ class Order(Aggregate):
     refund_reference: str | None
     payout_reference: str | None
     payout_attempt: int
+    refund_attempt: int
     failure_reason: str | None
+    first_approval: Actor | None
+    unresolved: tuple[Leg, int] | None
     processed: dict[str, int]
 
     def __init__(self) -> None:
@@ -222,6 +326,18 @@ class Order(Aggregate):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL
+
+    def attempt_of(self, leg: Leg) -> int:
+        """The current attempt of a leg: debits have one, refunds and payouts are retried."""
+        return {Leg.DEBIT: 1, Leg.REFUND: self.refund_attempt, Leg.PAYOUT: self.payout_attempt}[leg]
+
+    def waits_for(self, leg: Leg) -> bool:
+        return self.status is AWAITING[leg]
+
+    def eur_value(self) -> Decimal:
+        """What the order is worth in EUR for the desk's limits: a buy's source amount, a sell's
+        (indicative, before approval) destination amount."""
+        return self.source_amount if self.side is Side.BUY else self.destination_amount
 
     def version_after(self, command_id: UUID) -> int | None:
         """The version this command reached when it took effect, or None if it never did."""
@@ -316,9 +432,16 @@ class Order(Aggregate):
             )
         self._trigger(self.Confirmed, cause, max_slippage_bps=max_slippage_bps)
 
-    def approve(self, final_rate: Decimal, provider_quote_id: str | None, cause: Cause) -> None:
+    def approve(self, request: ApprovalRequest, controls: ApprovalControls, cause: Cause) -> None:
+        """Approve at the operator's rate (within the collar of the live rate, unless overridden
+        with a reason) or at the live rate. Under dual control the first approval is recorded
+        and a second, different operator executes it."""
         self.check_status({Status.PENDING_APPROVAL}, ErrorCode.INVALID_TRANSITION, "approve")
-        rate = normalise_rate(final_rate)
+        live_rate = checked_live_rate(request.live_rate)
+        rate = live_rate if request.rate is None else normalise_rate(request.rate)
+        self.check_override(request)
+        if not request.override:
+            check_within_collar(rate, live_rate, controls.collar_bps)
         if (
             self.max_slippage_bps is not None
             and slippage_bps(self.rate, rate) > self.max_slippage_bps
@@ -331,13 +454,51 @@ class Order(Aggregate):
         destination_amount = convert(self.source_amount, self.fee, rate, self.destination_currency)
         if destination_amount <= 0:
             raise DomainError(ErrorCode.VALIDATION_ERROR, "the final rate leaves nothing to pay")
+        override_reason = request.reason if request.override else None
+        if self.eur_value() >= controls.dual_control_eur and not self.second_approval(cause):
+            self._trigger(
+                self.ApprovalRecorded,
+                cause,
+                rate=rate,
+                live_rate=live_rate,
+                override=request.override,
+                override_reason=override_reason,
+            )
+            return
         self._trigger(
             self.Approved,
             cause,
             rate=rate,
             destination_amount=destination_amount,
-            provider_quote_id=provider_quote_id,
+            provider_quote_id=request.provider_quote_id if request.rate is None else None,
+            live_rate=live_rate,
+            override=request.override,
+            override_reason=override_reason,
         )
+
+    def second_approval(self, cause: Cause) -> bool:
+        """Whether this approval is the second of two; the same operator twice is refused."""
+        if self.first_approval is None:
+            return False
+        if self.first_approval.id == cause.actor.id:
+            raise DomainError(
+                ErrorCode.SAME_APPROVER,
+                "this order needs a second approval by a different operator",
+            )
+        return True
+
+    @staticmethod
+    def check_override(request: ApprovalRequest) -> None:
+        if not request.override:
+            return
+        if request.rate is None:
+            raise DomainError(
+                ErrorCode.VALIDATION_ERROR, "an override needs an explicit rate", field="rate"
+            )
+        if request.reason is None or not request.reason.strip():
+            raise DomainError(
+                ErrorCode.VALIDATION_ERROR, "an override needs a reason", field="reason"
+            )
 
     def reject(self, reason: str, cause: Cause) -> None:
         self.check_status({Status.PENDING_APPROVAL}, ErrorCode.INVALID_TRANSITION, "reject")
@@ -360,28 +521,39 @@ class Order(Aggregate):
         )
         self._trigger(self.SourceDebitFailed, cause, reason=reason)
 
-    def record_refund(self, reference: str, cause: Cause) -> None:
+    def record_refund(self, attempt: int, reference: str, cause: Cause) -> None:
         if self.refund_reference is not None:
             self.check_same_outcome(self.refund_reference, reference, "refund")
             return
+        self.check_attempt(Leg.REFUND, attempt)
         self.check_status({Status.REFUND_PENDING}, ErrorCode.INVALID_TRANSITION, "record a refund")
-        self._trigger(self.Refunded, cause, reference=reference)
+        self._trigger(self.Refunded, cause, attempt=attempt, reference=reference)
+
+    def record_refund_failure(self, attempt: int, reason: str, cause: Cause) -> None:
+        if self.failure_already_recorded(Leg.REFUND, attempt, Status.REFUND_FAILED):
+            return
+        self.check_attempt(Leg.REFUND, attempt)
+        self.check_status(
+            {Status.REFUND_PENDING}, ErrorCode.INVALID_TRANSITION, "record a refund failure"
+        )
+        self._trigger(self.RefundFailed, cause, attempt=attempt, reason=reason)
+
+    def retry_refund(self, cause: Cause) -> None:
+        self.check_status({Status.REFUND_FAILED}, ErrorCode.INVALID_TRANSITION, "retry the refund")
+        self._trigger(self.RefundRetried, cause, attempt=self.refund_attempt + 1)
 
     def record_payout(self, attempt: int, reference: str, cause: Cause) -> None:
         if self.payout_reference is not None:
             self.check_same_outcome(self.payout_reference, reference, "payout")
             return
-        self.check_attempt(attempt)
+        self.check_attempt(Leg.PAYOUT, attempt)
         self.check_status({Status.PAYOUT_PENDING}, ErrorCode.INVALID_TRANSITION, "record a payout")
         self._trigger(self.PaidOut, cause, attempt=attempt, reference=reference)
 
     def record_payout_failure(self, attempt: int, reason: str, cause: Cause) -> None:
-        already_recorded = attempt < self.payout_attempt or (
-            self.status is Status.PAYOUT_FAILED and attempt == self.payout_attempt
-        )
-        if already_recorded:
-            return  # an earlier attempt is retried only after its failure was recorded
-        self.check_attempt(attempt)
+        if self.failure_already_recorded(Leg.PAYOUT, attempt, Status.PAYOUT_FAILED):
+            return
+        self.check_attempt(Leg.PAYOUT, attempt)
         self.check_status(
             {Status.PAYOUT_PENDING},
             ErrorCode.INVALID_TRANSITION,
@@ -392,6 +564,21 @@ class Order(Aggregate):
     def retry_payout(self, cause: Cause) -> None:
         self.check_status({Status.PAYOUT_FAILED}, ErrorCode.INVALID_TRANSITION, "retry the payout")
         self._trigger(self.PayoutRetried, cause, attempt=self.payout_attempt + 1)
+
+    def record_movement_unresolved(self, leg: Leg, attempt: int, reason: str, cause: Cause) -> None:
+        """Flag a movement whose outcome a worker could not learn; flagging it again is a no-op.
+        Nothing else changes: the movement is neither done nor failed."""
+        if self.unresolved == (leg, attempt):
+            return
+        self.check_attempt(leg, attempt)
+        self.check_status({AWAITING[leg]}, ErrorCode.INVALID_TRANSITION, f"flag a {leg}")
+        self._trigger(self.MovementUnresolved, cause, leg=leg.value, attempt=attempt, reason=reason)
+
+    def failure_already_recorded(self, leg: Leg, attempt: int, failed: Status) -> bool:
+        """An earlier attempt, or this one once it failed: a retry starts only after a failure
+        was recorded, so a late repeat of that failure is a no-op."""
+        current = self.attempt_of(leg)
+        return attempt < current or (self.status is failed and attempt == current)
 
     # ------------------------------------------------------------------ checks
 
@@ -406,11 +593,12 @@ class Order(Aggregate):
         if self.status not in allowed:
             raise DomainError(code, f"cannot {what} an order in status {self.status}")
 
-    def check_attempt(self, attempt: int) -> None:
-        if attempt != self.payout_attempt:
+    def check_attempt(self, leg: Leg, attempt: int) -> None:
+        current = self.attempt_of(leg)
+        if attempt != current:
             raise DomainError(
                 ErrorCode.INVALID_TRANSITION,
-                f"payout attempt {attempt} is not the current attempt {self.payout_attempt}",
+                f"{leg} attempt {attempt} is not the current attempt {current}",
             )
 
     @staticmethod
@@ -432,7 +620,7 @@ class Order(Aggregate):
             **cause.stamp(),
         )
 
-    def evolve(self, event: Order.Event) -> None:  # noqa: C901, PLR0915 - a branch per event
+    def evolve(self, event: Order.Event) -> None:  # noqa: C901, PLR0912, PLR0915 - a branch per event
         """Apply an event to the state. Pure bookkeeping: every decision was made before."""
         match event:
             case Order.Quoted():
@@ -453,7 +641,10 @@ class Order(Aggregate):
                 self.refund_reference = None
                 self.payout_reference = None
                 self.payout_attempt = 1
+                self.refund_attempt = 1
                 self.failure_reason = None
+                self.first_approval = None
+                self.unresolved = None
                 self.processed = {}
             case Order.Requoted():
                 self.rate = event.rate
@@ -467,6 +658,8 @@ class Order(Aggregate):
                 self.debit_reference = event.reference
             case Order.SourceDebitFailed():
                 self.failure_reason = event.reason
+            case Order.ApprovalRecorded():
+                self.first_approval = Actor(ActorKind(event.actor_kind), event.actor_id)
             case Order.Approved():
                 self.indicative_rate = self.rate
                 self.indicative_destination_amount = self.destination_amount
@@ -477,6 +670,13 @@ class Order(Aggregate):
                 self.failure_reason = event.reason
             case Order.Refunded():
                 self.refund_reference = event.reference
+            case Order.RefundFailed():
+                self.failure_reason = event.reason
+            case Order.RefundRetried():
+                self.refund_attempt = event.attempt
+                self.failure_reason = None
+            case Order.MovementUnresolved():
+                self.unresolved = (Leg(event.leg), event.attempt)
             case Order.PaidOut():
                 self.payout_reference = event.reference
             case Order.PayoutFailed():
@@ -484,15 +684,19 @@ class Order(Aggregate):
             case Order.PayoutRetried():
                 self.payout_attempt = event.attempt
                 self.failure_reason = None
-        self.status = status_after(type(event).__name__, self.side)
+        status = status_after(type(event).__name__, self.side)
+        if status is not None:
+            self.status = status
+            self.unresolved = None  # a movement's outcome, or a new step, settles any flag
         if not (isinstance(event, Order.Expired) and event.observed):
             # An observed lapse is recorded by a command that was itself refused.
             self.processed[str(event.command_id)] = event.originator_version
 
 
-def status_after(event_name: str, side: Side) -> Status:
-    """The status an order has after an event of this name: the lifecycle of DESIGN.md section 4
-    in one table, for the aggregate and for read models alike."""
+def status_after(event_name: str, side: Side) -> Status | None:
+    """The status an order has after an event of this name (None: the event leaves it as it
+    was): the lifecycle of DESIGN.md section 4 in one table, for the aggregate and for read
+    models alike."""
     buy = side is Side.BUY
     return {
         "Quoted": Status.QUOTED,
@@ -508,7 +712,33 @@ def status_after(event_name: str, side: Side) -> Status:
         "PaidOut": Status.COMPLETED,
         "PayoutFailed": Status.PAYOUT_FAILED,
         "PayoutRetried": Status.PAYOUT_PENDING,
+        "RefundFailed": Status.REFUND_FAILED,
+        "RefundRetried": Status.REFUND_PENDING,
+        "ApprovalRecorded": None,
+        "MovementUnresolved": None,
     }[event_name]
+
+
+def checked_live_rate(live_rate: Decimal) -> Decimal:
+    """The provider's live rate, kept like any rate; a provider answer that is not a usable
+    rate means there is no live price to approve against."""
+    try:
+        return normalise_rate(live_rate)
+    except DomainError:
+        raise DomainError(
+            ErrorCode.QUOTE_UNAVAILABLE, "the provider gave no usable live rate"
+        ) from None
+
+
+def check_within_collar(rate: Decimal, live_rate: Decimal, collar_bps: int) -> None:
+    low, high = collar(live_rate, collar_bps)
+    if not low <= rate <= high:
+        raise DomainError(
+            ErrorCode.RATE_OUTSIDE_COLLAR,
+            f"the rate {rate} is outside the collar of {collar_bps} bps around the live rate "
+            f"{live_rate}: allowed {low} to {high} (an override with a reason can approve it)",
+            field="rate",
+        )
 
 
 def checked_source_amount(side: Side, amount: Decimal, limits: SizeLimits) -> Decimal:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from domain.money import Currency
-from domain.order import Order, Side, Status
+from domain.order import Order, Side, Status, status_after
 
 Amount = Annotated[
     Decimal,
@@ -69,3 +69,80 @@ class OrderView(BaseModel):
     def public_json(self) -> dict[str, object]:
         """camelCase JSON; the indicative fields only once an order has them."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ApprovalFact(BaseModel):
+    """One operator's approval of an order, as operators see it."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    operator_id: str
+    operator_name: str | None = None
+    at: datetime
+    rate: Amount
+    live_rate: Amount | None = None
+    override: bool = False
+    override_reason: str | None = None
+
+
+class UnresolvedFact(BaseModel):
+    """A movement whose outcome a worker could not learn: the order waits for operators."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    leg: str
+    attempt: int
+    reason: str
+    at: datetime
+
+
+class OpsFacts(BaseModel):
+    """What operators see of an order beyond its public view: the approvals so far, a flagged
+    movement, and why it failed. Local facts only: no provider, bank or chain identifiers."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    approvals: tuple[ApprovalFact, ...] = ()
+    unresolved: UnresolvedFact | None = None
+    failure_reason: str | None = None
+
+    def after(self, event: Order.Event) -> OpsFacts:  # noqa: C901 - one case per event kind
+        """These facts once `event` is applied (a status change settles a flagged movement,
+        as in the aggregate)."""
+        changes: dict[str, object] = {}
+        match event:
+            case Order.ApprovalRecorded() | Order.Approved():
+                changes["approvals"] = (
+                    *self.approvals,
+                    ApprovalFact(
+                        operator_id=event.actor_id,
+                        operator_name=event.actor_name,
+                        at=event.timestamp,
+                        rate=event.rate,
+                        live_rate=event.live_rate,
+                        override=event.override,
+                        override_reason=event.override_reason,
+                    ),
+                )
+            case Order.MovementUnresolved():
+                changes["unresolved"] = UnresolvedFact(
+                    leg=event.leg, attempt=event.attempt, reason=event.reason, at=event.timestamp
+                )
+            case Order.SourceDebitFailed() | Order.PayoutFailed() | Order.RefundFailed():
+                changes["failure_reason"] = event.reason
+            case Order.Rejected():
+                changes["failure_reason"] = event.reason
+            case Order.PayoutRetried() | Order.RefundRetried():
+                changes["failure_reason"] = None
+            case _:
+                pass
+        if status_after(type(event).__name__, Side(event.side)) is not None:
+            changes.setdefault("unresolved", None)
+        return self.model_copy(update=changes) if changes else self
+
+    def needs_attention(self, status: Status) -> bool:
+        """An order operators must act on: a refused payout or refund, or a flagged movement."""
+        return status in ATTENTION or self.unresolved is not None
+
+
+ATTENTION = frozenset({Status.PAYOUT_FAILED, Status.REFUND_FAILED})

@@ -1,8 +1,9 @@
 """`otc command ...`: publish one command to `otc.commands` and print the engine's reply as JSON.
 
-Customer commands act as the customer given; operator commands act as `--operator` and find the
-order's customer in the event store. Exit code 0 when the engine accepted the command, 1 when it
-refused it (the reply says why), 2 on bad input, 3 when no reply came in time.
+Customer commands act as the customer given; operator commands act as the named operator whose
+id `--operator` gives (`otc keys create-operator` prints it; the name comes from the key store)
+and find the order's customer in the event store. Exit code 0 when the engine accepted the
+command, 1 when it refused it (the reply says why), 2 on bad input, 3 when no reply came in time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import typer
 
 from domain import commands as c
 from domain.commands import ActorRef
-from domain.order import ActorKind, Side
+from domain.order import Side
+from services.auth.keys import ApiKeyStore
+from services.auth.principal import OperatorIdentity
 from services.command_client import CommandClient, CommandTimeoutError
 from services.engine.app import open_orders
 from services.settings import Settings
@@ -27,7 +30,9 @@ from services.settings import Settings
 command_app = typer.Typer(no_args_is_help=True, help="Publish a command and print the reply.")
 
 Timeout = Annotated[float, typer.Option(help="seconds to wait for the reply")]
-Operator = Annotated[str, typer.Option(help="the operator acting")]
+Operator = Annotated[
+    UUID, typer.Option(help="the id of the operator acting (see otc keys create-operator)")
+]
 Key = Annotated[UUID | None, typer.Option("--idempotency-key", help="an Idempotency-Key (UUID)")]
 
 
@@ -60,7 +65,22 @@ def _common(order_id: UUID, customer_id: UUID, actor: ActorRef, key: UUID | None
 
 
 def _customer(customer_id: UUID) -> ActorRef:
-    return ActorRef(kind=ActorKind.CUSTOMER, id=str(customer_id))
+    return ActorRef.customer(customer_id)
+
+
+def _operator(operator_id: UUID) -> ActorRef:
+    """The named operator, as the key store knows them."""
+
+    async def find() -> OperatorIdentity | None:
+        async with ApiKeyStore(Settings()) as keys:
+            await keys.create_schema()
+            return await keys.operator(operator_id)
+
+    found = asyncio.run(find())
+    if found is None:
+        typer.echo(f"operator {operator_id} not found (see otc keys create-operator)", err=True)
+        raise typer.Exit(2)
+    return ActorRef.operator(found.id, found.name)
 
 
 def _owner_of(order_id: UUID) -> UUID:
@@ -152,30 +172,49 @@ def requote(
 @command_app.command("approve")
 def approve(
     order: UUID,
+    *,
+    operator: Operator,
     rate: Annotated[str | None, typer.Option(help="final rate (default: the live rate)")] = None,
-    operator: Operator = "cli-operator",
+    override: Annotated[
+        bool, typer.Option("--override", help="approve a rate outside the price collar")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="why the collar is overridden")] = None,
     timeout: Timeout = 10.0,
 ) -> None:
-    """ApproveOrder: set the final rate and release the order."""
-    actor = ActorRef(kind=ActorKind.OPERATOR, id=operator)
+    """ApproveOrder: set the final rate (within the collar of the live rate) and release."""
+    actor = _operator(operator)
     final = None if rate is None else _amount(rate)
-    _send(c.ApproveOrder(**_common(order, _owner_of(order), actor, None), rate=final), timeout)
+    command = c.ApproveOrder(
+        **_common(order, _owner_of(order), actor, None),
+        rate=final,
+        override=override,
+        reason=reason,
+    )
+    _send(command, timeout)
 
 
 @command_app.command("reject")
 def reject(
     order: UUID,
+    *,
+    operator: Operator,
     reason: Annotated[str, typer.Option(help="why")] = "rejected by operator",
-    operator: Operator = "cli-operator",
     timeout: Timeout = 10.0,
 ) -> None:
     """RejectOrder: a buy is refunded; a sell moved nothing."""
-    actor = ActorRef(kind=ActorKind.OPERATOR, id=operator)
+    actor = _operator(operator)
     _send(c.RejectOrder(**_common(order, _owner_of(order), actor, None), reason=reason), timeout)
 
 
 @command_app.command("retry-payout")
-def retry_payout(order: UUID, operator: Operator = "cli-operator", timeout: Timeout = 10.0) -> None:
-    """RetryPayout: try a failed payout again."""
-    actor = ActorRef(kind=ActorKind.OPERATOR, id=operator)
+def retry_payout(order: UUID, operator: Operator, timeout: Timeout = 10.0) -> None:
+    """RetryPayout: try a refused payout again (a new attempt)."""
+    actor = _operator(operator)
     _send(c.RetryPayout(**_common(order, _owner_of(order), actor, None)), timeout)
+
+
+@command_app.command("retry-refund")
+def retry_refund(order: UUID, operator: Operator, timeout: Timeout = 10.0) -> None:
+    """RetryRefund: try a refused refund again (a new attempt)."""
+    actor = _operator(operator)
+    _send(c.RetryRefund(**_common(order, _owner_of(order), actor, None)), timeout)

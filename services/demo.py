@@ -22,7 +22,6 @@ import typer
 from domain.resources import AccountStatus
 from services.auth.keys import ApiKeyStore
 from services.auth.principal import Scope
-from services.resources.port import PLATFORM_CUSTOMER_ID
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
@@ -52,6 +51,8 @@ class DemoCustomer:
 class DemoData:
     customers: list[DemoCustomer]
     operator_key: str
+    second_operator_key: str | None = None
+    """A second person's key, for orders under dual control (none in demo files made before)."""
 
 
 def evm_address() -> str:
@@ -124,12 +125,9 @@ async def load_demo(settings: Settings) -> DemoData:
             await make_customer(name, settings, directory, keys, sandboxes)
             for name in ("Acme Trading", "Globex Treasury")
         ]
-        operator_key, _ = await keys.create(
-            PLATFORM_CUSTOMER_ID,
-            [Scope.READ, Scope.OPERATE],
-            "demo operator",
-        )
-    return DemoData(customers=customers, operator_key=operator_key)
+        operator_key, _ = await keys.create_operator_key("Ada Lovelace (demo operator)")
+        second_key, _ = await keys.create_operator_key("Grace Hopper (demo operator)")
+    return DemoData(customers=customers, operator_key=operator_key, second_operator_key=second_key)
 
 
 def saved_demo() -> DemoData | None:
@@ -137,7 +135,9 @@ def saved_demo() -> DemoData | None:
         return None
     raw = json.loads(DEMO_FILE.read_text())
     return DemoData(
-        customers=[DemoCustomer(**c) for c in raw["customers"]], operator_key=raw["operator_key"]
+        customers=[DemoCustomer(**c) for c in raw["customers"]],
+        operator_key=raw["operator_key"],
+        second_operator_key=raw.get("second_operator_key"),
     )
 
 

@@ -41,6 +41,18 @@ class Settings(BaseSettings):
         description="largest USDC size",
     )
 
+    approval_collar_bps: int = Field(
+        default=200,
+        ge=0,
+        le=10_000,
+        description="how far an operator's rate may be from the live rate, in bps",
+    )
+    dual_control_eur: Decimal = Field(
+        default=Decimal("100000.00"),
+        gt=0,
+        description="EUR value from which an order needs two different operators' approval",
+    )
+
     upstreams: Literal["fake", "sandbox"] = Field(
         default="sandbox",
         description="fake: in-process fakes of provider and chain; sandbox: the HTTP parties",

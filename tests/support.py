@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from domain import commands as c
 from domain.commands import ActorRef
-from domain.order import ActorKind, Side
+from domain.movements import MOVERS
+from domain.order import Leg, Side
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
@@ -105,21 +106,25 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-CUSTOMER = ActorKind.CUSTOMER
-OPERATOR = ActorRef(kind=ActorKind.OPERATOR, id="operator-1")
-WORKER = ActorRef(kind=ActorKind.SYSTEM, id="test-worker")
+OPERATOR = ActorRef.operator(UUID("5b1d0c9e-6a2f-4e8b-9d3c-7f1e2a3b4c5d"), "Olive Operator")
+SECOND_OPERATOR = ActorRef.operator(UUID("5b1d0c9e-6a2f-4e8b-9d3c-7f1e2a3b4c5e"), "Sam Second")
 
 
 @dataclass
 class Orderer:
-    """Builds the commands of one customer's order, as the gateway and workers would."""
+    """Builds the commands of one customer's order, as the gateway and workers would: outcomes
+    come from the worker that moves that leg for the order's side."""
 
     customer_id: UUID
     order_id: UUID = field(default_factory=uuid.uuid4)
+    side: Side = Side.BUY
 
     @property
     def me(self) -> ActorRef:
-        return ActorRef(kind=CUSTOMER, id=str(self.customer_id))
+        return ActorRef.customer(self.customer_id)
+
+    def mover(self, leg: Leg) -> ActorRef:
+        return ActorRef.system(MOVERS[self.side, leg])
 
     def _common(self, actor: ActorRef, **extra: object) -> dict[str, Any]:
         return {
@@ -134,6 +139,7 @@ class Orderer:
     def quote(
         self, side: Side, source_id: UUID, destination_id: UUID, amount: str, **extra: object
     ) -> c.RequestQuote:
+        self.side = side
         return c.RequestQuote(
             **self._common(self.me, **extra),
             side=side,
@@ -151,37 +157,66 @@ class Orderer:
     def requote(self, **extra: object) -> c.Requote:
         return c.Requote(**self._common(self.me, **extra))
 
-    def approve(self, rate: str | None = None, **extra: object) -> c.ApproveOrder:
+    def approve(
+        self,
+        rate: str | None = None,
+        *,
+        override: bool = False,
+        reason: str | None = None,
+        operator: ActorRef = OPERATOR,
+        **extra: object,
+    ) -> c.ApproveOrder:
         return c.ApproveOrder(
-            **self._common(OPERATOR, **extra), rate=None if rate is None else Decimal(rate)
+            **self._common(operator, **extra),
+            rate=None if rate is None else Decimal(rate),
+            override=override,
+            reason=reason,
         )
 
     def reject(self, **extra: object) -> c.RejectOrder:
         return c.RejectOrder(**self._common(OPERATOR, **extra))
 
     def debited(self, reference: str = "debit-ref", **extra: object) -> c.RecordSourceDebit:
-        return c.RecordSourceDebit(**self._common(WORKER, **extra), reference=reference)
+        return c.RecordSourceDebit(
+            **self._common(self.mover(Leg.DEBIT), **extra), reference=reference
+        )
 
     def debit_failed(
         self, reason: str = "insufficient funds", **extra: object
     ) -> c.RecordSourceDebitFailure:
-        return c.RecordSourceDebitFailure(**self._common(WORKER, **extra), reason=reason)
+        return c.RecordSourceDebitFailure(
+            **self._common(self.mover(Leg.DEBIT), **extra), reason=reason
+        )
 
-    def refunded(self, reference: str = "refund-ref", **extra: object) -> c.RecordRefund:
-        return c.RecordRefund(**self._common(WORKER, **extra), reference=reference)
+    def refunded(
+        self, reference: str = "refund-ref", attempt: int = 1, **extra: object
+    ) -> c.RecordRefund:
+        return c.RecordRefund(
+            **self._common(self.mover(Leg.REFUND), **extra), attempt=attempt, reference=reference
+        )
+
+    def refund_failed(self, attempt: int = 1, **extra: object) -> c.RecordRefundFailure:
+        return c.RecordRefundFailure(
+            **self._common(self.mover(Leg.REFUND), **extra), attempt=attempt, reason="closed"
+        )
 
     def paid_out(
         self, attempt: int = 1, reference: str = "payout-ref", **extra: object
     ) -> c.RecordPayout:
-        return c.RecordPayout(**self._common(WORKER, **extra), attempt=attempt, reference=reference)
+        return c.RecordPayout(
+            **self._common(self.mover(Leg.PAYOUT), **extra), attempt=attempt, reference=reference
+        )
 
     def payout_failed(self, attempt: int = 1, **extra: object) -> c.RecordPayoutFailure:
         return c.RecordPayoutFailure(
-            **self._common(WORKER, **extra), attempt=attempt, reason="chain refused"
+            **self._common(self.mover(Leg.PAYOUT), **extra), attempt=attempt, reason="chain refused"
         )
 
     def retry_payout(self, **extra: object) -> c.RetryPayout:
         return c.RetryPayout(**self._common(OPERATOR, **extra))
+
+    def retry_refund(self, **extra: object) -> c.RetryRefund:
+        return c.RetryRefund(**self._common(OPERATOR, **extra))
 
 
 def stored_order_events(settings: Settings) -> list[tuple[UUID, int, str]]:

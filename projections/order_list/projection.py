@@ -16,8 +16,8 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
-from domain.order import Order, Side, status_after
-from domain.views import OrderView
+from domain.order import Order, Side, Status, status_after
+from domain.views import OpsFacts, OrderView
 from projections.order_list.view import OrderListRow, OrderListView
 
 
@@ -38,6 +38,7 @@ def row_after(row: OrderListRow | None, event: Order.Event, position: int) -> Or
             view=quoted_view(event),
             version=event.originator_version,
             position=position,
+            ops=OpsFacts(),
         )
     if row is None or event.originator_version != row.version + 1:
         have = "no row" if row is None else f"version {row.version}"
@@ -45,14 +46,17 @@ def row_after(row: OrderListRow | None, event: Order.Event, position: int) -> Or
             f"order {event.originator_id}: {type(event).__name__} is version "
             f"{event.originator_version}, the view has {have}"
         )
+    status = status_after(type(event).__name__, row.view.side) or row.view.status
     view = row.view.model_copy(
-        update={
-            **changes_of(event, row.view),
-            "status": status_after(type(event).__name__, row.view.side),
-            "updated_at": event.timestamp,
-        }
+        update={**changes_of(event, row.view), "status": status, "updated_at": event.timestamp}
     )
-    return replace(row, view=view, version=event.originator_version, position=position)
+    return replace(
+        row,
+        view=view,
+        version=event.originator_version,
+        position=position,
+        ops=row.ops.after(event),
+    )
 
 
 def quoted_view(event: Order.Quoted) -> OrderView:
@@ -61,7 +65,7 @@ def quoted_view(event: Order.Quoted) -> OrderView:
         id=event.originator_id,
         quote_id=event.originator_id,
         side=side,
-        status=status_after(type(event).__name__, side),
+        status=Status.QUOTED,
         source_id=event.source_id,
         source_currency=side.source_currency,
         source_amount=event.source_amount,

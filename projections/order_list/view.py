@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +22,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from psycopg.types.json import Jsonb
 
 from domain.order import Status
-from domain.views import OrderView
+from domain.views import OpsFacts, OrderView
 
 ORDER_LIST_TABLE = "order_list"
 CREATE_TABLE_ATTEMPTS = 5
@@ -37,6 +37,8 @@ class OrderListRow:
     version: int
     position: int
     """Notification id of the last event applied to this row."""
+    ops: OpsFacts = field(default_factory=OpsFacts)
+    """What operators see besides the public view (approvals, a flagged movement)."""
 
     @property
     def order_id(self) -> UUID:
@@ -73,21 +75,33 @@ class OrderListView(PostgresTrackingRecorder):
                     " ON {table} (customer_id, created_at DESC, id DESC)"
                 ),
                 "CREATE INDEX IF NOT EXISTS {status_index} ON {table} (status, created_at)",
+                # Added with operator facts: rows written before have none until a rebuild.
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS ops jsonb NOT NULL DEFAULT '{{}}'",
+                (
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS"
+                    " needs_attention boolean NOT NULL DEFAULT false"
+                ),
+                (
+                    "CREATE INDEX IF NOT EXISTS {attention_index} ON {table} (created_at)"
+                    " WHERE needs_attention"
+                ),
             )
         )
         self.upsert_statement = self._sql(
             "INSERT INTO {table} AS existing"
-            " (id, customer_id, side, status, created_at, updated_at, version, position, view)"
+            " (id, customer_id, side, status, created_at, updated_at, version, position, view,"
+            " ops, needs_attention)"
             " VALUES (%(id)s, %(customer_id)s, %(side)s, %(status)s, %(created_at)s,"
-            " %(updated_at)s, %(version)s, %(position)s, %(view)s)"
+            " %(updated_at)s, %(version)s, %(position)s, %(view)s, %(ops)s, %(needs_attention)s)"
             " ON CONFLICT (id) DO UPDATE SET"
             " customer_id = EXCLUDED.customer_id, side = EXCLUDED.side,"
             " status = EXCLUDED.status, created_at = EXCLUDED.created_at,"
             " updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,"
-            " position = EXCLUDED.position, view = EXCLUDED.view"
+            " position = EXCLUDED.position, view = EXCLUDED.view, ops = EXCLUDED.ops,"
+            " needs_attention = EXCLUDED.needs_attention"
             " WHERE existing.version < EXCLUDED.version"
         )
-        columns = "customer_id, version, position, view"
+        columns = "customer_id, version, position, view, ops"
         self.select_by_ids_statement = self._sql(
             f"SELECT {columns} FROM {{table}} WHERE id = ANY(%s)"  # noqa: S608 - constant text
         )
@@ -102,6 +116,7 @@ class OrderListView(PostgresTrackingRecorder):
             for key, where, order in (
                 ("customer", "customer_id = %s", "created_at DESC, id DESC"),
                 ("status", "status = ANY(%s)", "created_at, id"),
+                ("attention", "needs_attention AND %s", "created_at, id"),
             )
         }
         self.delete_rows_statement = self._sql("TRUNCATE {table}")
@@ -129,6 +144,7 @@ class OrderListView(PostgresTrackingRecorder):
             table=Composed([schema, SQL("."), Identifier(self.table_name)]),
             customer_index=Identifier(f"{self.table_name}_customer_created_idx"),
             status_index=Identifier(f"{self.table_name}_status_created_idx"),
+            attention_index=Identifier(f"{self.table_name}_attention_idx"),
         )
 
     # ------------------------------------------------------------------ writes
@@ -173,6 +189,8 @@ class OrderListView(PostgresTrackingRecorder):
             "version": row.version,
             "position": row.position,
             "view": Jsonb(view.public_json()),
+            "ops": Jsonb(row.ops.model_dump(mode="json", by_alias=True)),
+            "needs_attention": row.ops.needs_attention(view.status),
         }
 
     # ------------------------------------------------------------------ reads
@@ -201,6 +219,11 @@ class OrderListView(PostgresTrackingRecorder):
         """Orders in any of these statuses, oldest first (a queue), and how many in all."""
         return self._page("status", [Status(s).value for s in statuses], page=page, limit=limit)
 
+    def list_needing_attention(self, *, page: int, limit: int) -> tuple[list[OrderListRow], int]:
+        """Orders operators must act on (a refused payout or refund, a flagged movement),
+        oldest first."""
+        return self._page("attention", True, page=page, limit=limit)  # noqa: FBT003 - a bound parameter
+
     def _page(
         self, key: str, match: object, *, page: int, limit: int
     ) -> tuple[list[OrderListRow], int]:
@@ -220,6 +243,7 @@ class OrderListView(PostgresTrackingRecorder):
             view=OrderView.model_validate(found["view"]),
             version=int(found["version"]),
             position=int(found["position"]),
+            ops=OpsFacts.model_validate(found["ops"] or {}),
         )
 
     def close(self) -> None:

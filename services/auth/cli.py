@@ -15,7 +15,6 @@ import typer
 
 from services.auth.keys import ApiKeyError, ApiKeyRecord, ApiKeyStore
 from services.auth.principal import Scope
-from services.resources.port import PLATFORM_CUSTOMER_ID
 from services.store_cli import run_on_store
 
 keys_app = typer.Typer(
@@ -42,12 +41,17 @@ def create(
 
 
 @keys_app.command("create-operator")
-def create_operator(*, name: NameOption) -> None:
-    """Create an operator key (platform customer, operate and read scopes), printed this once."""
-    _run(
-        lambda store: store.create(PLATFORM_CUSTOMER_ID, [Scope.OPERATE, Scope.READ], name),
-        _issued_view,
-    )
+def create_operator(
+    *,
+    name: Annotated[str, typer.Option("--name", help="The operator's full name.")],
+    operator: Annotated[
+        UUID | None,
+        typer.Option("--operator", help="Another key for this existing operator (its id)."),
+    ] = None,
+) -> None:
+    """Create an operator key for a named person (operate and read scopes), printed this once.
+    Every operator event records the person; without --operator a new operator is created."""
+    _run(lambda store: store.create_operator_key(name, operator_id=operator), _issued_view)
 
 
 @keys_app.command("list")
@@ -81,4 +85,9 @@ def _view(record: ApiKeyRecord) -> Json:
         "createdAt": record.created_at.isoformat(),
         "revokedAt": None if record.revoked_at is None else record.revoked_at.isoformat(),
         "lastUsedAt": None if record.last_used_at is None else record.last_used_at.isoformat(),
+        **(
+            {}
+            if record.operator is None
+            else {"operatorId": str(record.operator.id), "operatorName": record.operator.name}
+        ),
     }

@@ -11,7 +11,8 @@ Claims: `exp` and `sub` are required; `aud` and `iss` must match when configured
 carrying `aud` is refused when no audience is configured. `nbf` and `iat` are honoured when
 present. Scopes come from `scope` (space-separated, or a list) and from `scp` (same); names
 other than the `otc-exchanges:*` scopes are ignored. A token granting `otc-exchanges:operate`
-to anyone but the platform customer is refused outright.
+to anyone but the platform customer is refused outright, and so is an operator token that does
+not name its operator: `operator_id` (a UUID) and `name` (the person's name) are required then.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from uuid import UUID
 import jwt
 from jwt.algorithms import Algorithm, HMACAlgorithm, get_default_algorithms
 
-from services.auth.principal import KNOWN_SCOPES, Principal, operator_scope_misplaced
+from services.auth.principal import (
+    KNOWN_SCOPES,
+    OperatorIdentity,
+    Principal,
+    Scope,
+    operator_scope_misplaced,
+)
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,12 +111,29 @@ def _principal(claims: dict[str, Any]) -> Principal | None:
     if operator_scope_misplaced(customer_id, scopes):
         log.debug("JWT refused: operator scope for a customer other than the platform")
         return None
+    operator: OperatorIdentity | None = None
+    if Scope.OPERATE in scopes:
+        operator = _operator(claims)
+        if operator is None:
+            log.debug("JWT refused: an operator token without operator_id and name")
+            return None
     return Principal(
         customer_id=customer_id,
         scopes=scopes & KNOWN_SCOPES,
         subject=str(customer_id),
         via="jwt",
+        operator=operator,
     )
+
+
+def _operator(claims: dict[str, Any]) -> OperatorIdentity | None:
+    operator_id, name = claims.get("operator_id"), claims.get("name")
+    if not isinstance(operator_id, str) or not isinstance(name, str) or not name.strip():
+        return None
+    try:
+        return OperatorIdentity(UUID(operator_id), name.strip()[:200])
+    except ValueError:
+        return None
 
 
 def _scopes(claim: object) -> frozenset[str] | None:

@@ -8,7 +8,9 @@ enough because a key holds 256 random bits: there is no guessable space for a sl
 once, by `create`; it is never stored, logged or part of a record.
 
 Keys of the platform customer are operator keys: they, and only they, carry
-`otc-exchanges:operate`. The database refuses any other combination as well.
+`otc-exchanges:operate`, and each names the one operator (a person in `auth.operators`) who
+holds it. The database refuses any other combination as well. Operator keys issued before
+operators were named became operators of their own, named as the key.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from uuid import UUID, uuid4
 from psycopg import errors, sql
 from psycopg.rows import TupleRow
 
-from services.auth.principal import KNOWN_SCOPES, Principal, Scope
+from services.auth.principal import KNOWN_SCOPES, OperatorIdentity, Principal, Scope
 from services.pg import PooledStore
 from services.resources.port import PLATFORM_CUSTOMER_ID
 
@@ -72,6 +74,24 @@ CREATE TABLE IF NOT EXISTS auth.api_keys (
         CHECK (({operate} = ANY (scopes)) = (customer_id = {platform}))
 );
 CREATE INDEX IF NOT EXISTS api_keys_by_customer ON auth.api_keys (customer_id, created_at, id);
+
+CREATE TABLE IF NOT EXISTS auth.operators (
+    id uuid PRIMARY KEY,
+    name text NOT NULL CONSTRAINT operators_name_present CHECK (btrim(name) <> ''),
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+ALTER TABLE auth.api_keys ADD COLUMN IF NOT EXISTS operator_id uuid REFERENCES auth.operators (id);
+INSERT INTO auth.operators (id, name)
+    SELECT id, name FROM auth.api_keys
+    WHERE operator_id IS NULL AND {operate} = ANY (scopes)
+    ON CONFLICT (id) DO NOTHING;
+UPDATE auth.api_keys SET operator_id = id WHERE operator_id IS NULL AND {operate} = ANY (scopes);
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'api_keys_operator_named') THEN
+        ALTER TABLE auth.api_keys ADD CONSTRAINT api_keys_operator_named
+            CHECK ((operator_id IS NOT NULL) = ({operate} = ANY (scopes)));
+    END IF;
+END $$;
 """).format(
     known=sql.SQL("ARRAY[{}]::text[]").format(
         sql.SQL(", ").join(sql.Literal(scope) for scope in sorted(KNOWN_SCOPES))
@@ -82,14 +102,19 @@ CREATE INDEX IF NOT EXISTS api_keys_by_customer ON auth.api_keys (customer_id, c
 )
 
 _RECORD_COLUMNS = sql.SQL(
-    "id, customer_id, name, scopes, prefix, created_at, revoked_at, last_used_at"
+    "k.id, k.customer_id, k.name, k.scopes, k.prefix, k.created_at, k.revoked_at,"
+    " k.last_used_at, k.operator_id, o.name"
 )
-_SELECT_RECORDS = sql.SQL("SELECT {} FROM auth.api_keys").format(_RECORD_COLUMNS)
-_BY_CREATION = sql.SQL("ORDER BY created_at, id")
+_SELECT_RECORDS = sql.SQL(
+    "SELECT {} FROM auth.api_keys AS k LEFT JOIN auth.operators AS o ON o.id = k.operator_id"
+).format(_RECORD_COLUMNS)
+_BY_CREATION = sql.SQL("ORDER BY k.created_at, k.id")
 _SELECT_FOR_VERIFY = sql.SQL(
-    "SELECT id, customer_id, scopes, secret_hash, revoked_at IS NOT NULL,"
-    " last_used_at IS NULL OR last_used_at < clock_timestamp() - make_interval(secs => {})"
-    " FROM auth.api_keys WHERE prefix = %s"
+    "SELECT k.id, k.customer_id, k.scopes, k.secret_hash, k.revoked_at IS NOT NULL,"
+    " k.last_used_at IS NULL OR k.last_used_at < clock_timestamp() - make_interval(secs => {}),"
+    " k.operator_id, o.name"
+    " FROM auth.api_keys AS k LEFT JOIN auth.operators AS o ON o.id = k.operator_id"
+    " WHERE k.prefix = %s"
 ).format(sql.Literal(LAST_USED_RESOLUTION_SECONDS))
 
 
@@ -117,6 +142,7 @@ class ApiKeyRecord:
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    operator: OperatorIdentity | None = None
 
     @property
     def revoked(self) -> bool:
@@ -202,32 +228,87 @@ class ApiKeyStore(PooledStore):
             await conn.execute(_SCHEMA)
 
     async def create(
-        self, customer_id: UUID, scopes: Collection[str], name: str
+        self,
+        customer_id: UUID,
+        scopes: Collection[str],
+        name: str,
+        *,
+        operator_id: UUID | None = None,
     ) -> tuple[str, ApiKeyRecord]:
-        """A new key for the customer: its plaintext (shown once, stored nowhere) and record."""
+        """A new key for the customer (for an operator key: held by `operator_id`): its
+        plaintext (shown once, stored nowhere) and record."""
         granted = check_key_scopes(customer_id, scopes)
         key_name = check_key_name(name)
+        if (Scope.OPERATE in granted) != (operator_id is not None):
+            raise InvalidApiKeyError("an operator key is held by exactly one named operator")
         issued = issue_key()
+        key_id = uuid4()
         query = sql.SQL(
-            "INSERT INTO auth.api_keys (id, customer_id, name, scopes, prefix, secret_hash)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING {}"
-        ).format(_RECORD_COLUMNS)
+            "INSERT INTO auth.api_keys"
+            " (id, customer_id, name, scopes, prefix, secret_hash, operator_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        )
         values = (
-            uuid4(),
+            key_id,
             customer_id,
             key_name,
             sorted(granted),
             issued.prefix,
             issued.secret_hash,
+            operator_id,
         )
         try:
-            rows = await self._fetch(query, values)
+            async with self._pool.connection() as conn:
+                await conn.execute(query, values)
         except errors.IntegrityError as exc:
             constraint = exc.diag.constraint_name or type(exc).__name__
             raise InvalidApiKeyError(f"refused by the database ({constraint})") from None
-        record = _record(rows[0])
+        record = await self._one(key_id)
         log.info("API key %s created for customer %s", record.id, record.customer_id)
         return issued.plaintext, record
+
+    async def create_operator_key(
+        self, name: str, *, operator_id: UUID | None = None
+    ) -> tuple[str, ApiKeyRecord]:
+        """An operator key (operate and read scopes) for the person `name`: a new operator, or
+        another key of the operator `operator_id`, whose name must then match."""
+        person = check_key_name(name)
+        async with self._pool.connection() as conn:
+            if operator_id is None:
+                operator_id = uuid4()
+                await conn.execute(
+                    "INSERT INTO auth.operators (id, name) VALUES (%s, %s)", (operator_id, person)
+                )
+            else:
+                cursor = await conn.execute(
+                    "SELECT name FROM auth.operators WHERE id = %s", (operator_id,)
+                )
+                found = await cursor.fetchone()
+                if found is None:
+                    raise ApiKeyNotFoundError(f"operator {operator_id} not found")
+                if found[0] != person:
+                    raise InvalidApiKeyError(f"operator {operator_id} is named {found[0]!r}")
+        return await self.create(
+            PLATFORM_CUSTOMER_ID,
+            [Scope.OPERATE, Scope.READ],
+            f"{person}'s key",
+            operator_id=operator_id,
+        )
+
+    async def operator(self, operator_id: UUID) -> OperatorIdentity | None:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, name FROM auth.operators WHERE id = %s", (operator_id,)
+            )
+            found = await cursor.fetchone()
+        return None if found is None else OperatorIdentity(found[0], found[1])
+
+    async def _one(self, key_id: UUID) -> ApiKeyRecord:
+        query = sql.SQL("{} WHERE k.id = %s").format(_SELECT_RECORDS)
+        rows = await self._fetch(query, (key_id,))
+        if not rows:
+            raise ApiKeyNotFoundError(f"API key {key_id} not found")
+        return _record(rows[0])
 
     async def verify(self, plaintext: str) -> Principal | None:
         """The principal of a valid key; None for a malformed, unknown, wrong or revoked one."""
@@ -239,7 +320,7 @@ class ApiKeyStore(PooledStore):
             row = await cursor.fetchone()
             if row is None:
                 return None
-            key_id, customer_id, scopes, secret_hash, revoked, stale = row
+            key_id, customer_id, scopes, secret_hash, revoked, stale, operator_id, person = row
             if not hmac.compare_digest(secret_hash, key_hash(plaintext)) or revoked:
                 return None
             if stale:
@@ -252,6 +333,7 @@ class ApiKeyStore(PooledStore):
             scopes=frozenset(scopes),
             subject=str(key_id),
             via="api-key",
+            operator=None if operator_id is None else OperatorIdentity(operator_id, person),
         )
 
     async def list(self, customer_id: UUID | None = None) -> builtins.list[ApiKeyRecord]:
@@ -259,23 +341,22 @@ class ApiKeyStore(PooledStore):
         if customer_id is None:
             query = sql.SQL("{} {}").format(_SELECT_RECORDS, _BY_CREATION)
             return [_record(row) for row in await self._fetch(query, ())]
-        query = sql.SQL("{} WHERE customer_id = %s {}").format(_SELECT_RECORDS, _BY_CREATION)
+        query = sql.SQL("{} WHERE k.customer_id = %s {}").format(_SELECT_RECORDS, _BY_CREATION)
         return [_record(row) for row in await self._fetch(query, (customer_id,))]
 
     async def revoke(self, key_id: UUID) -> ApiKeyRecord:
         """Revoke a key for good; revoking it again keeps the first revocation time."""
         query = sql.SQL(
             "UPDATE auth.api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())"
-            " WHERE id = %s RETURNING {}"
-        ).format(_RECORD_COLUMNS)
-        rows = await self._fetch(query, (key_id,))
-        if not rows:
+            " WHERE id = %s RETURNING id"
+        )
+        if not await self._fetch(query, (key_id,)):
             raise ApiKeyNotFoundError(f"API key {key_id} not found")
         log.info("API key %s revoked", key_id)
-        return _record(rows[0])
+        return await self._one(key_id)
 
     async def _fetch(
-        self, query: sql.Composed, params: Sequence[object]
+        self, query: sql.SQL | sql.Composed, params: Sequence[object]
     ) -> builtins.list[TupleRow]:
         async with self._pool.connection() as conn:
             cursor = await conn.execute(query, params)
@@ -292,4 +373,5 @@ def _record(row: Sequence[Any]) -> ApiKeyRecord:
         created_at=row[5],
         revoked_at=row[6],
         last_used_at=row[7],
+        operator=None if row[8] is None else OperatorIdentity(row[8], row[9]),
     )

@@ -23,22 +23,34 @@ Via = Literal["api-key", "jwt"]
 
 
 @dataclass(frozen=True)
-class Principal:
-    """An authenticated caller. `subject` is a non-secret identifier for logs and for the actor
-    id of the commands it sends: the key's id for an API key, the `sub` claim for a JWT.
+class OperatorIdentity:
+    """The person behind an operator key or token: what every operator event records."""
 
-    Only the platform customer may hold `otc-exchanges:operate`; construction refuses anything
-    else, so no principal in the process can break that rule.
+    id: UUID
+    name: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. `subject` is a non-secret identifier for logs: the key's id for
+    an API key, the `sub` claim for a JWT.
+
+    Only the platform customer may hold `otc-exchanges:operate`, and only together with the
+    operator it identifies (`operator`); construction refuses anything else, so no principal in
+    the process can break those rules.
     """
 
     customer_id: UUID
     scopes: frozenset[str]
     subject: str
     via: Via
+    operator: OperatorIdentity | None = None
 
     def __post_init__(self) -> None:
         if operator_scope_misplaced(self.customer_id, self.scopes):
             raise ValueError(f"only the platform customer may hold {Scope.OPERATE}")
+        if (Scope.OPERATE in self.scopes) != (self.operator is not None):
+            raise ValueError(f"{Scope.OPERATE} goes with the operator it identifies, and only it")
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes

@@ -16,7 +16,7 @@ from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from domain.money import Currency
-from domain.order import SizeLimits
+from domain.order import ApprovalControls, SizeLimits
 from services.engine.app import open_orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
@@ -51,6 +51,10 @@ def policy_of(settings: Settings) -> Policy:
                 Currency.EUR: settings.max_eur_amount,
                 Currency.USDC: settings.max_usdc_amount,
             },
+        ),
+        approval=ApprovalControls(
+            collar_bps=settings.approval_collar_bps,
+            dual_control_eur=settings.dual_control_eur,
         ),
     )
 

@@ -29,19 +29,26 @@ from eventsourcing.persistence import RecordConflictError
 from domain import commands as c
 from domain.errors import TRANSIENT_CODES, DomainError, ErrorCode
 from domain.idempotency import IdempotencyKey, fingerprint, key_id
-from domain.order import Order, Side, checked_source_amount
+from domain.order import Order, Side
 from domain.views import OrderView
 from services.adapters.ports import Price, PricingPort, UpstreamError, WalletBalancePort
 from services.contracts import ErrorBody, ReplyEnvelope
-from services.engine import handlers
 from services.engine.app import Orders
-from services.engine.handlers import Inputs, Policy, Workspace
+from services.engine.handlers import COMMANDS, Context, Inputs, Lookups, Policy
 from services.resources.port import ResourceDirectory
 
 log = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 5
 UPSTREAM_CONCURRENCY = 64
+
+
+@dataclass
+class Workspace:
+    """The aggregates a batch touches: loaded once, changed in memory, saved together."""
+
+    orders: dict[UUID, Order]
+    keys: dict[UUID, IdempotencyKey]
 
 
 @dataclass
@@ -154,25 +161,23 @@ class CommandProcessor:
     # ------------------------------------------------------------------ step 2: the outside world
 
     async def _gather(self, commands: Sequence[c.Command], ws: Workspace) -> Inputs:
+        """Every lookup the batch's unanswered commands need (the command table says which):
+        resources first, then prices and balances, all concurrently."""
         inputs = Inputs()
-        fresh = [cmd for cmd in commands if not self._answered(cmd, ws)]
-        quotes = [
-            cmd
-            for cmd in fresh
-            if isinstance(cmd, c.RequestQuote) and cmd.order_id not in ws.orders
+        needs = [
+            (cmd, COMMANDS[type(cmd)].needs(ws.orders.get(cmd.order_id), cmd, self.policy))
+            for cmd in commands
+            if not self._answered(cmd, ws)
         ]
-        await self._gather_resources(quotes, inputs)
-        lookups: list[Awaitable[None]] = []
-        for cmd in fresh:
-            if isinstance(cmd, c.RequestQuote) and cmd in quotes:
-                lookups.append(self._quote_price(cmd, inputs))
-                if cmd.side is Side.SELL:
-                    lookups.append(self._sell_balance(cmd, inputs))
-            elif isinstance(cmd, c.Requote | c.ApproveOrder) and cmd.order_id in ws.orders:
-                if isinstance(cmd, c.ApproveOrder) and cmd.rate is not None:
-                    continue
-                lookups.append(self._order_price(cmd, ws.orders[cmd.order_id], inputs))
-        await asyncio.gather(*lookups)
+        await self._gather_resources([lookups for _, lookups in needs], inputs)
+        calls: list[Awaitable[None]] = []
+        for cmd, lookups in needs:
+            if lookups.price is not None:
+                side, amount = lookups.price
+                calls.append(self._price(cmd.command_id, side, amount, inputs))
+            if lookups.balance_of is not None:
+                calls.append(self._balance(cmd.command_id, lookups.balance_of, inputs))
+        await asyncio.gather(*calls)
         return inputs
 
     @staticmethod
@@ -183,27 +188,17 @@ class CommandProcessor:
         order = ws.orders.get(cmd.order_id)
         return order is not None and order.version_after(cmd.command_id) is not None
 
-    async def _gather_resources(self, quotes: Sequence[c.RequestQuote], inputs: Inputs) -> None:
-        if not quotes:
+    async def _gather_resources(self, needs: Sequence[Lookups], inputs: Inputs) -> None:
+        account_ids = {account for lookups in needs for account in lookups.accounts}
+        wallet_ids = {wallet for lookups in needs for wallet in lookups.wallets}
+        if not account_ids and not wallet_ids:
             return
-        account_ids = {q.source_id if q.side is Side.BUY else q.destination_id for q in quotes}
-        wallet_ids = {q.destination_id if q.side is Side.BUY else q.source_id for q in quotes}
         accounts, wallets = await asyncio.gather(
             self.resources.accounts(account_ids),
             self.resources.wallets(wallet_ids),
         )
         inputs.accounts.update(accounts)
         inputs.wallets.update(wallets)
-
-    async def _quote_price(self, cmd: c.RequestQuote, inputs: Inputs) -> None:
-        try:
-            amount = checked_source_amount(cmd.side, cmd.source_amount, self.policy.limits)
-        except DomainError:
-            return  # the decision refuses it; no need to ask the provider
-        await self._price(cmd.command_id, cmd.side, amount, inputs)
-
-    async def _order_price(self, cmd: c.Command, order: Order, inputs: Inputs) -> None:
-        await self._price(cmd.command_id, order.side, order.source_amount, inputs)
 
     async def _price(self, command_id: UUID, side: Side, amount: Decimal, inputs: Inputs) -> None:
         async with self._upstream:
@@ -221,8 +216,8 @@ class CommandProcessor:
                 )
         inputs.prices[command_id] = price
 
-    async def _sell_balance(self, cmd: c.RequestQuote, inputs: Inputs) -> None:
-        wallet = inputs.wallets.get(cmd.source_id)
+    async def _balance(self, command_id: UUID, wallet_id: UUID, inputs: Inputs) -> None:
+        wallet = inputs.wallets.get(wallet_id)
         if wallet is None or wallet.usdc_address is None:
             return  # the decision refuses it for the wallet itself
         async with self._upstream:
@@ -231,13 +226,13 @@ class CommandProcessor:
                     network=wallet.network, address=wallet.usdc_address
                 )
             except UpstreamError as error:
-                log.warning("balance read failed for command %s: %s", cmd.command_id, error)
-                inputs.balances[cmd.command_id] = DomainError(
+                log.warning("balance read failed for command %s: %s", command_id, error)
+                inputs.balances[command_id] = DomainError(
                     ErrorCode.QUOTE_UNAVAILABLE,
                     "the live wallet balance could not be read",
                 )
             else:
-                inputs.balances[cmd.command_id] = balance
+                inputs.balances[command_id] = balance
 
     # ------------------------------------------------------------------ step 3: decide and save
 
@@ -284,47 +279,30 @@ class CommandProcessor:
         return result
 
     def _run(self, cmd: c.Command, batch: Batch) -> Result:
-        ws, inputs, now, touched, views = (
-            batch.ws,
-            batch.inputs,
-            batch.now,
-            batch.touched,
-            batch.views,
-        )
+        """One command through its table entry: who may send it, a redelivery answered from
+        the version it reached, otherwise the decision, its events left pending."""
+        entry = COMMANDS[type(cmd)]
+        context = Context(batch.inputs, self.policy, batch.now)
+        actor = cmd.actor.to_actor()
+        order = batch.ws.orders.get(cmd.order_id)
         try:
-            if isinstance(cmd, c.RequestQuote):
-                existing = ws.orders.get(cmd.order_id)
-                if existing is not None:
-                    return self._replay_quote(cmd, existing, views)
-                order = handlers.request_quote(ws, cmd, inputs, self.policy, now)
-                touched[order.id] = order
-                return self._ok(cmd, order, views)
-            order = ws.order(cmd.order_id)
-            order.check_owner(cmd.actor.to_actor())
-            done_at = order.version_after(cmd.command_id)
-            if done_at is not None:
-                return Result(cmd, view=self._view_at(order, done_at, views), version=done_at)
+            entry.authority.check(actor, order, cmd.moves())
+            if order is not None:
+                order.check_owner(actor)
+                done_at = order.version_after(cmd.command_id)
+                if done_at is not None:
+                    view = self._view_at(order, done_at, batch.views)
+                    return Result(cmd, view=view, version=done_at)
             try:
-                if not isinstance(cmd, c.ExpireQuote):
-                    order.observe_time(handlers.cause_of(cmd, now))
-                handlers.HANDLERS[type(cmd)](order, cmd, inputs, self.policy, now)
+                if order is not None and entry.observes_time:
+                    order.observe_time(context.cause(cmd))
+                order = entry.handle(order, cmd, context)
             finally:
-                if order.pending_events:
-                    touched[order.id] = order
-            return self._ok(cmd, order, views)
+                if order is not None and order.pending_events:
+                    batch.ws.orders[order.id] = batch.touched[order.id] = order
+            return self._ok(cmd, order, batch.views)
         except DomainError as error:
             return Result(cmd, error=error)
-
-    def _replay_quote(
-        self,
-        cmd: c.RequestQuote,
-        order: Order,
-        views: dict[tuple[UUID, int], OrderView],
-    ) -> Result:
-        """A RequestQuote for an existing order is its redelivery: answer as it was answered."""
-        if order.customer_id != cmd.customer_id:
-            raise DomainError(ErrorCode.INVALID_TRANSITION, "this order id is already in use")
-        return Result(cmd, view=self._view_at(order, Order.INITIAL_VERSION, views), version=1)
 
     @staticmethod
     def _ok(cmd: c.Command, order: Order, views: dict[tuple[UUID, int], OrderView]) -> Result:

@@ -80,6 +80,7 @@ def lifespan_for(settings: Settings) -> object:
                 balances=balances,
                 history=history,
                 reply_timeout=settings.gateway_reply_timeout_seconds,
+                dual_control_eur=settings.dual_control_eur,
                 ready_checks={"database": database, "read_model": projection},
             )
             log.info(

@@ -25,9 +25,9 @@ from domain import commands as c
 from domain.commands import ActorRef
 from domain.errors import DomainError, ErrorCode
 from domain.money import parse_amount
-from domain.order import ActorKind, Order, Side, Status
+from domain.order import Order, Side, Status
 from domain.resources import is_eligible_account, is_eligible_wallet
-from domain.views import OrderView
+from domain.views import OpsFacts, OrderView
 from services.adapters.ports import UpstreamError, WalletBalancePort
 from services.auth.principal import Principal, Scope
 from services.command_client import CommandClient, CommandTimeoutError
@@ -51,6 +51,7 @@ from services.gateway.schemas import (
     Health,
     History,
     HistoryEntry,
+    OpsOrderPage,
     OrderPage,
     RejectRequest,
     SellQuoteRequest,
@@ -85,6 +86,8 @@ class OrderReadModel(Protocol):
 
     def list_by_status(self, statuses: Any, *, page: int, limit: int) -> tuple[list[Any], int]: ...  # noqa: ANN401
 
+    def list_needing_attention(self, *, page: int, limit: int) -> tuple[list[Any], int]: ...
+
     def max_tracking_id(self, application_name: str) -> int | None: ...
 
 
@@ -105,6 +108,7 @@ class Gateway:
     balances: WalletBalancePort
     history: Callable[[UUID], Awaitable[list[Order.Event]]]
     reply_timeout: float = 10.0
+    dual_control_eur: Decimal = Decimal("100000.00")
     ready_checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
     in_flight: set[tuple[UUID, UUID]] = field(default_factory=set)
 
@@ -184,11 +188,14 @@ IdempotencyKey = Annotated[
 
 
 def customer_actor(principal: Principal) -> ActorRef:
-    return ActorRef(kind=ActorKind.CUSTOMER, id=str(principal.customer_id))
+    return ActorRef.customer(principal.customer_id)
 
 
 def operator_actor(principal: Principal) -> ActorRef:
-    return ActorRef(kind=ActorKind.OPERATOR, id=principal.subject)
+    """The named person behind an operator key or token (never the platform's id)."""
+    if principal.operator is None:
+        raise ApiError(ErrorCode.INSUFFICIENT_SCOPE, "these credentials name no operator")
+    return ActorRef.operator(principal.operator.id, principal.operator.name)
 
 
 def envelope_fields(
@@ -296,6 +303,33 @@ async def any_row(gw: Gateway, order_id: UUID) -> OrderRow:
 def order_page(rows: list[Any], page: int, limit: int, total: int) -> dict[str, Any]:
     return {
         "data": [row.view.public_json() for row in rows],
+        "page": page,
+        "limit": limit,
+        "total": total,
+    }
+
+
+def ops_order(row: Any, dual_control_eur: Decimal) -> dict[str, Any]:  # noqa: ANN401 - a read-model row
+    """One order for operators: its public view and what the desk needs to decide on it."""
+    view: OrderView = row.view
+    ops: OpsFacts = row.ops
+    eur_value = view.source_amount if view.side is Side.BUY else view.destination_amount
+    pending = view.status is Status.PENDING_APPROVAL
+    facts = {
+        "approvals": [a.model_dump(mode="json", by_alias=True) for a in ops.approvals],
+        "dualControl": eur_value >= dual_control_eur,
+        "awaitingSecondApproval": pending and len(ops.approvals) == 1,
+        "unresolved": None
+        if ops.unresolved is None
+        else ops.unresolved.model_dump(mode="json", by_alias=True),
+        "failureReason": ops.failure_reason,
+    }
+    return {**view.public_json(), **{k: v for k, v in facts.items() if v is not None}}
+
+
+def ops_page(gw: Gateway, rows: list[Any], page: int, limit: int, total: int) -> dict[str, Any]:
+    return {
+        "data": [ops_order(row, gw.dual_control_eur) for row in rows],
         "page": page,
         "limit": limit,
         "total": total,
@@ -556,22 +590,45 @@ ops = APIRouter(prefix="/ops/otc-exchanges", tags=["operations"])
 OPS_ERRORS = (*ORDER_COMMAND_ERRORS, ErrorCode.INVALID_TRANSITION)
 
 
-@ops.get("", response_model=OrderPage, response_model_exclude_none=True, responses=responses())
+@ops.get("", response_model=OpsOrderPage, response_model_exclude_none=True, responses=responses())
 async def pending_queue(
     _: Operator, gw: GatewayDep, page: Page = 1, limit: Limit = 20
 ) -> dict[str, Any]:
-    """Orders waiting for an operator's decision."""
+    """Orders waiting for an operator's decision, oldest first, with the approvals so far."""
     rows, total = await asyncio.to_thread(
         gw.read_model.list_by_status, PENDING_QUEUE, page=page, limit=limit
     )
-    return order_page(rows, page, limit, total)
+    return ops_page(gw, rows, page, limit, total)
+
+
+@ops.get(
+    "/attention",
+    response_model=OpsOrderPage,
+    response_model_exclude_none=True,
+    responses=responses(),
+)
+async def attention_queue(
+    _: Operator, gw: GatewayDep, page: Page = 1, limit: Limit = 20
+) -> dict[str, Any]:
+    """Orders an operator must act on, oldest first: a refused payout or refund (retry it), or
+    a movement whose outcome a worker could not learn (flagged; reconciled, never guessed)."""
+    rows, total = await asyncio.to_thread(
+        gw.read_model.list_needing_attention, page=page, limit=limit
+    )
+    return ops_page(gw, rows, page, limit, total)
 
 
 @ops.post(
     "/{order_id}/approve",
     response_model=OrderView,
     response_model_exclude_none=True,
-    responses=responses(*OPS_ERRORS, ErrorCode.SLIPPAGE_EXCEEDED, ErrorCode.QUOTE_UNAVAILABLE),
+    responses=responses(
+        *OPS_ERRORS,
+        ErrorCode.SLIPPAGE_EXCEEDED,
+        ErrorCode.RATE_OUTSIDE_COLLAR,
+        ErrorCode.SAME_APPROVER,
+        ErrorCode.QUOTE_UNAVAILABLE,
+    ),
 )
 async def approve_order(
     order_id: OrderId,
@@ -580,10 +637,17 @@ async def approve_order(
     body: ApproveRequest | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Approve at the given final rate, or at the live provider rate when none is given."""
-    rate = None if body is None or body.rate is None else Decimal(body.rate)
-    envelope = await operator_envelope(gw, order_id, principal, idempotency_key)
-    return await run_command(gw, c.ApproveOrder(**envelope, rate=rate), 200)
+    """Approve at the live provider rate, or at an explicit rate within the price collar of it
+    (`override` with a `reason` to go beyond). An order under dual control needs a second,
+    different operator: the first approval is recorded and the order stays pending."""
+    request = body or ApproveRequest()
+    command = c.ApproveOrder(
+        **await operator_envelope(gw, order_id, principal, idempotency_key),
+        rate=None if request.rate is None else Decimal(request.rate),
+        override=request.override,
+        reason=request.reason,
+    )
+    return await run_command(gw, command, 200)
 
 
 @ops.post(
@@ -622,6 +686,23 @@ async def retry_payout(
     return await run_command(gw, c.RetryPayout(**envelope), 200)
 
 
+@ops.post(
+    "/{order_id}/retry-refund",
+    response_model=OrderView,
+    response_model_exclude_none=True,
+    responses=responses(*OPS_ERRORS),
+)
+async def retry_refund(
+    order_id: OrderId,
+    principal: Operator,
+    gw: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Try a refused refund again (a new attempt, a new reference)."""
+    envelope = await operator_envelope(gw, order_id, principal, idempotency_key)
+    return await run_command(gw, c.RetryRefund(**envelope), 200)
+
+
 @ops.get(
     "/{order_id}/history", response_model=History, responses=responses(ErrorCode.ORDER_NOT_FOUND)
 )
@@ -637,13 +718,13 @@ def history_entry(event: Order.Event) -> HistoryEntry:
     """One event for the operators' API: who, when, what; never the server-side references
     (provider quote ids, bank references, transaction hashes: `otc audit history` shows them)."""
     data = event_data(event, server_side=False)
-    for name in ("actorKind", "actorId", "commandId"):
+    for name in ("actorKind", "actorId", "actorName", "commandId"):
         data.pop(name, None)
     return HistoryEntry(
         version=event.originator_version,
         type=type(event).__name__,
         occurred_at=event.timestamp.isoformat(),
-        actor={"kind": event.actor_kind, "id": event.actor_id},
+        actor={"kind": event.actor_kind, "id": event.actor_id, "name": event.actor_name},
         command_id=str(event.command_id),
         data=data,
     )

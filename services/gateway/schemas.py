@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from domain.order import Side
-from domain.views import OrderView
+from domain.views import ApprovalFact, OrderView, UnresolvedFact
 
 AmountText = Annotated[
     str,
@@ -58,8 +67,29 @@ class ConfirmRequest(Body):
 
 class ApproveRequest(Body):
     rate: RateText | None = Field(
-        default=None, description="the final rate; omitted: the live rate"
+        default=None,
+        description="the final rate, within the price collar of the live rate unless overridden;"
+        " omitted: the live rate",
     )
+    override: bool = Field(
+        default=False, description="approve a rate outside the collar; needs a rate and a reason"
+    )
+    reason: str | None = Field(
+        default=None, min_length=1, max_length=500, description="why the collar is overridden"
+    )
+
+    @field_validator("rate")
+    @classmethod
+    def rate_is_positive(cls, rate: str | None) -> str | None:
+        if rate is not None and Decimal(rate) <= 0:
+            raise ValueError("the rate must be greater than 0")
+        return rate
+
+    @model_validator(mode="after")
+    def override_is_explained(self) -> ApproveRequest:
+        if self.override and (self.rate is None or self.reason is None or not self.reason.strip()):
+            raise ValueError("an override needs an explicit rate and a reason")
+        return self
 
 
 class RejectRequest(Body):
@@ -102,11 +132,33 @@ class OrderPage(Body):
     total: int
 
 
+class OpsOrder(OrderView):
+    """An order as operators see it: the public view, the approvals so far, whether it needs
+    two operators, a movement whose outcome is unknown, and why it failed."""
+
+    approvals: tuple[ApprovalFact, ...] = ()
+    dual_control: bool = Field(description="the order needs two different operators' approval")
+    awaiting_second_approval: bool = Field(
+        description="one operator approved; a different one must approve to execute it"
+    )
+    unresolved: UnresolvedFact | None = Field(
+        default=None, description="a movement whose outcome a worker could not learn"
+    )
+    failure_reason: str | None = None
+
+
+class OpsOrderPage(Body):
+    data: list[OpsOrder]
+    page: int
+    limit: int
+    total: int
+
+
 class HistoryEntry(Body):
     version: int
     type: str
     occurred_at: str
-    actor: dict[str, str]
+    actor: dict[str, str | None] = Field(description="kind, id and (operators) name")
     command_id: str
     data: dict[str, object]
 

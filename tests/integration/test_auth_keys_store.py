@@ -138,14 +138,57 @@ async def test_listed_records_show_no_secret(store: ApiKeyStore) -> None:
     assert repr(key_hash(plaintext)) not in shown
 
 
-async def test_operator_key_verifies_as_the_platform_operator(store: ApiKeyStore) -> None:
-    plaintext, _ = await store.create(PLATFORM_CUSTOMER_ID, [Scope.OPERATE, Scope.READ], "ops")
+async def test_operator_key_verifies_as_the_named_operator(store: ApiKeyStore) -> None:
+    plaintext, record = await store.create_operator_key("Ada Lovelace")
 
     principal = await store.verify(plaintext)
 
     assert principal is not None
     assert principal.is_operator
     assert principal.customer_id == PLATFORM_CUSTOMER_ID
+    assert record.operator is not None
+    assert principal.operator == record.operator
+    assert principal.operator.name == "Ada Lovelace"
+
+
+async def test_a_second_key_of_an_operator_names_the_same_person(store: ApiKeyStore) -> None:
+    _, first = await store.create_operator_key("Ada Lovelace")
+    assert first.operator is not None
+
+    plaintext, second = await store.create_operator_key(
+        "Ada Lovelace", operator_id=first.operator.id
+    )
+
+    principal = await store.verify(plaintext)
+    assert principal is not None
+    assert principal.operator == first.operator
+    assert second.id != first.id
+    with pytest.raises(InvalidApiKeyError, match="is named"):
+        await store.create_operator_key("Somebody Else", operator_id=first.operator.id)
+
+
+async def test_an_operator_key_without_an_operator_is_refused(store: ApiKeyStore) -> None:
+    with pytest.raises(InvalidApiKeyError, match="one named operator"):
+        await store.create(PLATFORM_CUSTOMER_ID, [Scope.OPERATE, Scope.READ], "ops")
+
+
+async def test_operator_keys_made_before_named_operators_become_operators_of_their_own(
+    store: ApiKeyStore, settings: Settings
+) -> None:
+    plaintext, record = await store.create_operator_key("Ada Lovelace")
+    async with await psycopg.AsyncConnection.connect(settings.conninfo(), autocommit=True) as conn:
+        await conn.execute(
+            "ALTER TABLE auth.api_keys DROP CONSTRAINT api_keys_operator_named;"
+            " UPDATE auth.api_keys SET operator_id = NULL, name = 'night desk';"
+            " DELETE FROM auth.operators"
+        )
+
+    await store.create_schema()
+
+    principal = await store.verify(plaintext)
+    assert principal is not None
+    assert principal.operator is not None
+    assert (principal.operator.id, principal.operator.name) == (record.id, "night desk")
 
 
 @pytest.mark.parametrize(

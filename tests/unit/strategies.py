@@ -14,7 +14,17 @@ from uuid import UUID
 from hypothesis import strategies as st
 
 from domain.money import MAX_DIGITS_BEFORE_POINT, MAX_RATE_DIGITS, RATE_PLACES, Currency
-from domain.order import Actor, ActorKind, Cause, Order, QuoteTerms, Side, SizeLimits
+from domain.order import (
+    Actor,
+    ActorKind,
+    ApprovalControls,
+    ApprovalRequest,
+    Cause,
+    Order,
+    QuoteTerms,
+    Side,
+    SizeLimits,
+)
 
 LARGEST_AMOUNT_UNITS = 10**MAX_DIGITS_BEFORE_POINT
 LARGEST_RATE = Decimal(10**MAX_RATE_DIGITS) - Decimal(1).scaleb(-RATE_PLACES)
@@ -106,9 +116,17 @@ LIMITS = SizeLimits(
     maximum={Currency.EUR: Decimal("1000000.00"), Currency.USDC: Decimal("1000000.000000")},
 )
 CUSTOMER = Actor(ActorKind.CUSTOMER, str(CUSTOMER_ID))
-OPERATOR = Actor(ActorKind.OPERATOR, "operator-7")
+OPERATOR = Actor(ActorKind.OPERATOR, "operator-7", "Ada Operator")
+SECOND_OPERATOR = Actor(ActorKind.OPERATOR, "operator-8", "Bo Operator")
+ANY_RATE = ApprovalControls(collar_bps=10_000, dual_control_eur=Decimal(10**15))
+"""Controls that never bind: a collar as wide as the live rate itself, no dual control."""
 WORKER = Actor(ActorKind.SYSTEM, "worker")
 SWEEPER = Actor(ActorKind.SYSTEM, "expiry-sweeper")
+
+
+def at_live(rate: str | Decimal, provider_quote_id: str | None = None) -> ApprovalRequest:
+    """An approval at the live rate `rate`, as the provider quoted it."""
+    return ApprovalRequest(rate=None, live_rate=Decimal(rate), provider_quote_id=provider_quote_id)
 
 
 def terms(

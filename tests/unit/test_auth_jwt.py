@@ -223,14 +223,41 @@ def test_operator_scope_is_refused_for_a_customer() -> None:
     assert JwtVerifier(jwt_settings()).verify(token) is None
 
 
-def test_operator_scope_is_granted_to_the_platform_customer() -> None:
-    token = hs256(claims(sub=str(PLATFORM_CUSTOMER_ID), scope=f"{Scope.OPERATE} {Scope.READ}"))
+OPERATOR_ID = "7d0c2a58-3b1e-4e0a-9c55-1f2e3d4c5b6a"
 
-    principal = JwtVerifier(jwt_settings()).verify(token)
+
+def operator_claims(**overrides: object) -> dict[str, Any]:
+    named = {
+        "sub": str(PLATFORM_CUSTOMER_ID),
+        "scope": f"{Scope.OPERATE} {Scope.READ}",
+        "operator_id": OPERATOR_ID,
+        "name": "Ada Lovelace",
+    }
+    return claims(**(named | overrides))
+
+
+def test_operator_scope_is_granted_to_the_platform_customer_naming_its_operator() -> None:
+    principal = JwtVerifier(jwt_settings()).verify(hs256(operator_claims()))
 
     assert principal is not None
     assert principal.is_operator
     assert principal.customer_id == PLATFORM_CUSTOMER_ID
+    assert principal.operator is not None
+    assert (str(principal.operator.id), principal.operator.name) == (OPERATOR_ID, "Ada Lovelace")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"operator_id": None},
+        {"name": None},
+        {"name": "  "},
+        {"operator_id": "not-a-uuid"},
+        {"operator_id": 7},
+    ],
+)
+def test_an_operator_token_that_names_no_operator_is_refused(overrides: dict[str, Any]) -> None:
+    assert JwtVerifier(jwt_settings()).verify(hs256(operator_claims(**overrides))) is None
 
 
 def test_rs256_token_is_verified_with_the_configured_public_key(

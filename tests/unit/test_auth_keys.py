@@ -19,7 +19,7 @@ from services.auth.keys import (
     key_hash,
     key_prefix,
 )
-from services.auth.principal import Principal, Scope
+from services.auth.principal import OperatorIdentity, Principal, Scope
 from services.resources.port import PLATFORM_CUSTOMER_ID
 
 CUSTOMER = UUID("0b6f1c2e-8d3a-4f5b-9c7d-1e2f3a4b5c6d")
@@ -138,6 +138,7 @@ def test_key_record_has_no_field_for_the_secret_or_its_hash() -> None:
         "created_at",
         "revoked_at",
         "last_used_at",
+        "operator",
     }
 
 
@@ -151,8 +152,22 @@ def test_principal_answers_for_its_scopes() -> None:
 
 
 def test_only_the_platform_customer_can_be_an_operator_principal() -> None:
-    operator = Principal(PLATFORM_CUSTOMER_ID, frozenset({Scope.OPERATE}), "k2", "api-key")
+    ada = OperatorIdentity(UUID(int=9), "Ada Lovelace")
+    operator = Principal(PLATFORM_CUSTOMER_ID, frozenset({Scope.OPERATE}), "k2", "api-key", ada)
 
     assert operator.is_operator
     with pytest.raises(ValueError, match="only the platform customer"):
-        Principal(CUSTOMER, frozenset({Scope.OPERATE}), subject="k3", via="jwt")
+        Principal(CUSTOMER, frozenset({Scope.OPERATE}), subject="k3", via="jwt", operator=ada)
+
+
+def test_an_operator_principal_names_its_operator_and_only_it_does() -> None:
+    with pytest.raises(ValueError, match="goes with the operator"):
+        Principal(PLATFORM_CUSTOMER_ID, frozenset({Scope.OPERATE}), "k2", "api-key")
+    with pytest.raises(ValueError, match="goes with the operator"):
+        Principal(
+            CUSTOMER,
+            frozenset({Scope.READ}),
+            "k4",
+            "api-key",
+            OperatorIdentity(UUID(int=9), "Ada Lovelace"),
+        )

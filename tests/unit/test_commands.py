@@ -47,19 +47,33 @@ BODIES: dict[str, dict[str, Any]] = {
     "ApproveOrder": {**ENVELOPE, "type": "ApproveOrder", "rate": "0.9210"},
     "RejectOrder": {**ENVELOPE, "type": "RejectOrder", "reason": "sanctions screening"},
     "RetryPayout": {**ENVELOPE, "type": "RetryPayout"},
+    "RetryRefund": {**ENVELOPE, "type": "RetryRefund"},
     "RecordSourceDebit": {**ENVELOPE, "type": "RecordSourceDebit", "reference": "bank-1"},
     "RecordSourceDebitFailure": {
         **ENVELOPE,
         "type": "RecordSourceDebitFailure",
         "reason": "insufficient funds",
     },
-    "RecordRefund": {**ENVELOPE, "type": "RecordRefund", "reference": "bank-2"},
+    "RecordRefund": {**ENVELOPE, "type": "RecordRefund", "attempt": 1, "reference": "bank-2"},
+    "RecordRefundFailure": {
+        **ENVELOPE,
+        "type": "RecordRefundFailure",
+        "attempt": 1,
+        "reason": "ACCOUNT_CLOSED: the account is closed",
+    },
     "RecordPayout": {**ENVELOPE, "type": "RecordPayout", "attempt": 1, "reference": "0xabc"},
     "RecordPayoutFailure": {
         **ENVELOPE,
         "type": "RecordPayoutFailure",
         "attempt": 2,
         "reason": "address rejected",
+    },
+    "RecordMovementUnresolved": {
+        **ENVELOPE,
+        "type": "RecordMovementUnresolved",
+        "leg": "payout",
+        "attempt": 1,
+        "reason": "no answer for 10 minutes",
     },
 }
 

@@ -10,9 +10,10 @@ from eventsourcing.application import Application
 
 from domain.errors import DomainError, ErrorCode
 from domain.money import Currency
-from domain.order import Actor, ActorKind, Cause, Order, Side, Status
+from domain.order import Actor, ActorKind, ApprovalRequest, Cause, Order, Side, Status
 from domain.views import OrderView
 from tests.unit.strategies import (
+    ANY_RATE,
     CUSTOMER,
     CUSTOMER_ID,
     LIMITS,
@@ -21,6 +22,7 @@ from tests.unit.strategies import (
     SWEEPER,
     T0,
     WORKER,
+    at_live,
     is_exact_to_currency,
     new_order,
     terms,
@@ -95,7 +97,7 @@ def debit_fails(order: Order, desk: Desk) -> None:
 
 
 def approve(order: Order, desk: Desk) -> None:
-    order.approve(order.rate, "lp-final", desk.cause(OPERATOR))
+    order.approve(at_live(order.rate, "lp-final"), ANY_RATE, desk.cause(OPERATOR))
 
 
 def reject(order: Order, desk: Desk) -> None:
@@ -103,7 +105,7 @@ def reject(order: Order, desk: Desk) -> None:
 
 
 def refund(order: Order, desk: Desk) -> None:
-    order.record_refund("refund-1", desk.cause(WORKER))
+    order.record_refund(1, "refund-1", desk.cause(WORKER))
 
 
 def pay_out(order: Order, desk: Desk) -> None:
@@ -457,7 +459,7 @@ def confirmed_sell_with_limit(desk: Desk, max_slippage_bps: int | None) -> Order
 def test_approval_sets_the_final_rate_and_keeps_the_indicative_quote(desk: Desk) -> None:
     order = confirmed_sell_with_limit(desk, None)
 
-    order.approve(Decimal("0.9100000000"), "lp-final", desk.cause(OPERATOR))
+    order.approve(at_live(Decimal("0.9100000000"), "lp-final"), ANY_RATE, desk.cause(OPERATOR))
 
     assert order.rate == Decimal("0.9100000000")
     assert order.destination_amount == Decimal("910.00")
@@ -473,7 +475,9 @@ def test_approval_beyond_the_slippage_limit_is_refused_with_slippage_exceeded(de
     before = state_of(order)
 
     error = refused(
-        lambda: order.approve(Decimal("0.9153999999"), None, desk.cause(OPERATOR)),
+        lambda: order.approve(
+            at_live(Decimal("0.9153999999"), None), ANY_RATE, desk.cause(OPERATOR)
+        ),
         ErrorCode.SLIPPAGE_EXCEEDED,
     )
 
@@ -484,7 +488,7 @@ def test_approval_beyond_the_slippage_limit_is_refused_with_slippage_exceeded(de
 def test_approval_at_exactly_the_slippage_limit_is_accepted(desk: Desk) -> None:
     order = confirmed_sell_with_limit(desk, 50)
 
-    order.approve(Decimal("0.9154"), None, desk.cause(OPERATOR))
+    order.approve(at_live(Decimal("0.9154"), None), ANY_RATE, desk.cause(OPERATOR))
 
     assert order.status is Status.DEBIT_PENDING
     assert order.destination_amount == Decimal("915.40")
@@ -493,7 +497,7 @@ def test_approval_at_exactly_the_slippage_limit_is_accepted(desk: Desk) -> None:
 def test_approval_at_a_better_rate_is_accepted_whatever_the_limit(desk: Desk) -> None:
     order = confirmed_sell_with_limit(desk, 0)
 
-    order.approve(Decimal("0.93"), None, desk.cause(OPERATOR))
+    order.approve(at_live(Decimal("0.93"), None), ANY_RATE, desk.cause(OPERATOR))
 
     assert order.destination_amount == Decimal("930.00")
 
@@ -501,7 +505,7 @@ def test_approval_at_a_better_rate_is_accepted_whatever_the_limit(desk: Desk) ->
 def test_approval_without_a_slippage_limit_accepts_any_worse_rate(desk: Desk) -> None:
     order = confirmed_sell_with_limit(desk, None)
 
-    order.approve(Decimal("0.5"), None, desk.cause(OPERATOR))
+    order.approve(at_live(Decimal("0.5"), None), ANY_RATE, desk.cause(OPERATOR))
 
     assert order.destination_amount == Decimal("500.00")
 
@@ -509,16 +513,27 @@ def test_approval_without_a_slippage_limit_accepts_any_worse_rate(desk: Desk) ->
 def test_approval_rounds_a_final_rate_of_more_than_ten_places_down(desk: Desk) -> None:
     order = confirmed_sell_with_limit(desk, None)
 
-    order.approve(Decimal("0.91000000009"), None, desk.cause(OPERATOR))
+    order.approve(at_live(Decimal("0.91000000009"), None), ANY_RATE, desk.cause(OPERATOR))
 
     assert order.rate == Decimal("0.9100000000")
+
+
+def overriding(rate: str) -> ApprovalRequest:
+    """An operator's explicit rate with an override: only the rate's own checks apply."""
+    return ApprovalRequest(
+        rate=Decimal(rate),
+        live_rate=Decimal("0.92"),
+        provider_quote_id=None,
+        override=True,
+        reason="test",
+    )
 
 
 def test_approval_at_a_rate_that_leaves_nothing_to_pay_is_refused(desk: Desk) -> None:
     order = confirmed_sell_with_limit(desk, None)
 
     refused(
-        lambda: order.approve(Decimal("0.000001"), None, desk.cause(OPERATOR)),
+        lambda: order.approve(overriding("0.000001"), ANY_RATE, desk.cause(OPERATOR)),
         ErrorCode.VALIDATION_ERROR,
     )
     assert order.status is Status.PENDING_APPROVAL
@@ -528,7 +543,7 @@ def test_approval_at_an_implausibly_large_rate_is_refused(desk: Desk) -> None:
     order = confirmed_sell_with_limit(desk, None)
 
     refused(
-        lambda: order.approve(Decimal("1E+20"), None, desk.cause(OPERATOR)),
+        lambda: order.approve(overriding("1E+20"), ANY_RATE, desk.cause(OPERATOR)),
         ErrorCode.VALIDATION_ERROR,
     )
 
@@ -605,7 +620,7 @@ def report_debit(order: Order, desk: Desk, reference: str) -> None:
 
 
 def report_refund(order: Order, desk: Desk, reference: str) -> None:
-    order.record_refund(reference, desk.cause(WORKER))
+    order.record_refund(1, reference, desk.cause(WORKER))
 
 
 def report_payout(order: Order, desk: Desk, reference: str) -> None:
@@ -748,7 +763,7 @@ def test_order_remembers_the_version_each_command_reached(desk: Desk) -> None:
     confirming = desk.cause()
     order.confirm(Side.SELL, 25, confirming)
     approving = desk.cause(OPERATOR)
-    order.approve(Decimal("0.92"), None, approving)
+    order.approve(at_live(Decimal("0.92"), None), ANY_RATE, approving)
 
     assert order.version_after(UUID(int=4)) == 1
     assert order.version_after(confirming.command_id) == 2
@@ -802,7 +817,7 @@ def test_view_before_approval_has_no_indicative_fields(desk: Desk) -> None:
 
 def test_view_after_approval_shows_final_rate_and_indicative_quote(desk: Desk) -> None:
     order = order_in(Side.BUY, Status.PENDING_APPROVAL, desk)
-    order.approve(Decimal("1.07"), "lp-final", desk.cause(OPERATOR))
+    order.approve(at_live(Decimal("1.07"), "lp-final"), ANY_RATE, desk.cause(OPERATOR))
 
     body = OrderView.of(order).public_json()
 

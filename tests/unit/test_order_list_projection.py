@@ -37,6 +37,7 @@ from projections.order_list import (
     OrderListView,
     row_after,
 )
+from tests.unit.strategies import ANY_RATE, at_live
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 QUOTE_TTL = timedelta(seconds=30)
@@ -112,7 +113,7 @@ def debit_fails(order: Order, desk: Desk, _: Decimal) -> None:
 
 
 def approve(order: Order, desk: Desk, rate: Decimal) -> None:
-    order.approve(rate, "lp-final", desk.cause(OPERATOR))
+    order.approve(at_live(rate, "lp-final"), ANY_RATE, desk.cause(OPERATOR))
 
 
 def reject(order: Order, desk: Desk, _: Decimal) -> None:
@@ -120,7 +121,7 @@ def reject(order: Order, desk: Desk, _: Decimal) -> None:
 
 
 def refund(order: Order, desk: Desk, _: Decimal) -> None:
-    order.record_refund("refund-1", desk.cause(WORKER))
+    order.record_refund(1, "refund-1", desk.cause(WORKER))
 
 
 def pay_out(order: Order, desk: Desk, _: Decimal) -> None:

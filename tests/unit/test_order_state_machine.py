@@ -10,6 +10,7 @@ the aggregate exactly as it was.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,9 +24,22 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from domain import commands as c
 from domain.errors import DomainError, ErrorCode
 from domain.money import RATE_PLACES, Currency, convert
-from domain.order import Actor, ActorKind, Cause, Order, Side, Status
+from domain.order import (
+    AWAITING,
+    Actor,
+    ActorKind,
+    ApprovalControls,
+    ApprovalRequest,
+    Cause,
+    Leg,
+    Order,
+    Side,
+    Status,
+)
+from services.engine.handlers import COMMANDS
 from tests.unit.strategies import (
     LIMITS,
     T0,
@@ -37,6 +51,7 @@ from tests.unit.strategies import (
     terms,
     written_variously,
 )
+from tests.unit.test_command_authority import ACTORS, OUTCOME_LEGS, allowed
 
 
 class Act(Enum):
@@ -54,6 +69,10 @@ class Act(Enum):
     PAYOUT = auto()
     PAYOUT_FAILURE = auto()
     RETRY = auto()
+    FIRST_APPROVAL = auto()
+    REFUND_FAILURE = auto()
+    RETRY_REFUND = auto()
+    FLAG = auto()
 
 
 OPEN = (Status.QUOTED, Status.REQUOTED)
@@ -81,6 +100,14 @@ def _transitions() -> dict[tuple[Side, Status, Act], Status]:
     table[Side.BUY, Status.PENDING_APPROVAL, Act.APPROVE] = Status.PAYOUT_PENDING
     table[Side.BUY, Status.PENDING_APPROVAL, Act.REJECT] = Status.REFUND_PENDING
     table[Side.BUY, Status.REFUND_PENDING, Act.REFUND] = Status.REJECTED
+    table[Side.BUY, Status.REFUND_PENDING, Act.REFUND_FAILURE] = Status.REFUND_FAILED
+    table[Side.BUY, Status.REFUND_FAILED, Act.RETRY_REFUND] = Status.REFUND_PENDING
+    table[Side.BUY, Status.REFUND_PENDING, Act.FLAG] = Status.REFUND_PENDING
+    # Dual control: a first approval leaves the order waiting for a second operator.
+    for side in Side:
+        table[side, Status.PENDING_APPROVAL, Act.FIRST_APPROVAL] = Status.PENDING_APPROVAL
+        table[side, Status.DEBIT_PENDING, Act.FLAG] = Status.DEBIT_PENDING
+        table[side, Status.PAYOUT_PENDING, Act.FLAG] = Status.PAYOUT_PENDING
     # Sell: nothing moves before approval; the USDC is debited after it.
     table[Side.SELL, Status.PENDING_APPROVAL, Act.APPROVE] = Status.DEBIT_PENDING
     table[Side.SELL, Status.PENDING_APPROVAL, Act.REJECT] = Status.REJECTED
@@ -103,6 +130,12 @@ def rate_as_kept(rate: Decimal) -> Decimal:
     with localcontext() as context:
         context.prec = 100
         return rate.quantize(Decimal(1).scaleb(-RATE_PLACES), rounding=ROUND_DOWN)
+
+
+def outside_collar(rate: Decimal, live: Decimal, collar_bps: int) -> bool:
+    with localcontext() as context:
+        context.prec = 100
+        return abs(rate - live) * 10_000 > live * collar_bps
 
 
 def worse_than_allowed(indicative: Decimal, final: Decimal, max_slippage_bps: int) -> bool:
@@ -142,7 +175,13 @@ class Model:
     refund_reference: str | None = None
     payout_reference: str | None = None
     attempt: int = 1
+    refund_attempt: int = 1
     confirmed_fee: Decimal | None = None
+    collar_bps: int = 200
+    dual_control_eur: Decimal = Decimal(10**15)
+    first_approver: str | None = None
+    flagged: tuple[Leg, int] | None = None
+    override_reason: str | None = None
     # (actor kind, actor id, command id, time) of every event, in order.
     stamps: list[tuple[str, str, UUID, datetime]] = field(default_factory=list)
     processed: dict[str, int] = field(default_factory=dict)
@@ -153,8 +192,17 @@ class Model:
     def lapsed(self, now: datetime) -> bool:
         return self.status in OPEN and now >= self.expires_at
 
+    @property
+    def eur_value(self) -> Decimal:
+        return self.source_amount if self.side is Side.BUY else self.quote_destination
 
-OPERATOR = Actor(ActorKind.OPERATOR, "operator-1")
+    def attempt_of(self, leg: Leg) -> int:
+        return {Leg.DEBIT: 1, Leg.REFUND: self.refund_attempt, Leg.PAYOUT: self.attempt}[leg]
+
+
+OPERATOR = Actor(ActorKind.OPERATOR, "operator-1", "Ada")
+SECOND_OPERATOR = Actor(ActorKind.OPERATOR, "operator-2", "Bo")
+operators = st.sampled_from([OPERATOR, SECOND_OPERATOR])
 WORKER = Actor(ActorKind.SYSTEM, "worker")
 SWEEPER = Actor(ActorKind.SYSTEM, "expiry-sweeper")
 STRANGER = Actor(ActorKind.CUSTOMER, str(UUID(int=7)))
@@ -210,6 +258,7 @@ class OrderMachine(RuleBasedStateMachine):
         except DomainError as error:
             refusal = error
         if refusal is not None:
+            event(f"refused with {refusal.code}")
             assert refusal.code in refusals, f"{refusal!r}, expected {refusals}"
             assert vars(self.order) == before, "a refused command changed the order"
             return False
@@ -218,7 +267,10 @@ class OrderMachine(RuleBasedStateMachine):
             assert vars(self.order) == before, "a no-op or a command on a final order changed it"
             return False
         self.model.status = TRANSITIONS[self.model.side, self.model.status, act]
+        if act not in (Act.FLAG, Act.FIRST_APPROVAL):
+            self.model.flagged = None  # every step that changes the status settles a flag
         event(f"{self.model.side} reached {self.model.status}")
+        event(f"took effect: {act.name}")
         self.model.stamps.append(
             (cause.actor.kind.value, cause.actor.id, cause.command_id, cause.now)
         )
@@ -231,6 +283,18 @@ class OrderMachine(RuleBasedStateMachine):
 
     @initialize(side=sides, customer_id=st.uuids(), ttl=ttls, data=st.data())
     def request_quote(
+        self, side: Side, customer_id: UUID, ttl: timedelta, data: st.DataObject
+    ) -> None:
+        self.request_quote_with(side, customer_id, ttl, data)
+        self.model.collar_bps = data.draw(st.integers(0, 500), label="collar_bps")
+        dual = data.draw(st.booleans(), label="dual_control")
+        self.model.dual_control_eur = self.model.eur_value if dual else self.model.eur_value * 2 + 1
+
+    @property
+    def controls(self) -> ApprovalControls:
+        return ApprovalControls(self.model.collar_bps, self.model.dual_control_eur)
+
+    def request_quote_with(
         self, side: Side, customer_id: UUID, ttl: timedelta, data: st.DataObject
     ) -> None:
         source = side.source_currency
@@ -381,17 +445,25 @@ class OrderMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ the operator
 
-    @rule(data=st.data())
-    def approve(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), operator=operators)
+    def approve(self, data: st.DataObject, operator: Actor) -> None:
         indicative = self.model.quote_rate
-        offered = data.draw(
-            st.integers(-400, 400).map(lambda bps: indicative * (10_000 + bps) / 10_000)
+        live = data.draw(
+            st.integers(-400, 400).map(lambda bps: indicative * (10_000 + bps) / 10_000),
+            label="live_rate",
+        )
+        explicit = data.draw(
+            st.none()
+            | st.integers(-600, 600).map(lambda bps: live * (10_000 + bps) / 10_000)
             | self.rates_at_the_slippage_limit()
+            | self.rates_at_the_collar(live)
             | st.sampled_from([Decimal(0), Decimal(-1), Decimal("1E-10"), Decimal("1E-11")])
             | rates(),
-            label="final_rate",
+            label="explicit_rate",
         )
-        self.approve_at(offered)
+        override = data.draw(st.booleans(), label="override")
+        reason = data.draw(st.sampled_from([None, "", "  ", "desk call with the LP"]))
+        self.approve_at(ApprovalRequest(explicit, live, "lp-final", override, reason), operator)
 
     def rates_at_the_slippage_limit(self) -> st.SearchStrategy[Decimal]:
         """Exactly at the limit, one rate unit beyond it, and one basis point beyond it."""
@@ -406,28 +478,67 @@ class OrderMachine(RuleBasedStateMachine):
             ]
         )
 
-    def approve_at(self, offered: Decimal) -> None:
-        indicative = self.model.quote_rate
-        limit = self.model.max_slippage_bps
+    def rates_at_the_collar(self, live: Decimal) -> st.SearchStrategy[Decimal]:
+        """Both ends of the collar around the live rate, and one rate unit beyond each."""
+        width = live * self.model.collar_bps / 10_000
+        unit = Decimal(1).scaleb(-RATE_PLACES)
+        return st.sampled_from(
+            [live - width, live - width - unit, live + width, live + width + unit]
+        )
+
+    def approval_refusals(
+        self, request: ApprovalRequest, live: Decimal, kept: Decimal, destination: Decimal
+    ) -> set[ErrorCode]:
+        """Every refusal an approval earns before dual control is considered."""
+        model = self.model
+        refusals: set[ErrorCode] = set()
+        if not model.allows(Act.APPROVE):
+            refusals.add(ErrorCode.INVALID_TRANSITION)
+        if kept <= 0 or destination <= 0:
+            refusals.add(ErrorCode.VALIDATION_ERROR)
+        if request.override and (
+            request.rate is None or request.reason is None or not request.reason.strip()
+        ):
+            refusals.add(ErrorCode.VALIDATION_ERROR)
+        if not request.override and kept > 0 and outside_collar(kept, live, model.collar_bps):
+            refusals.add(ErrorCode.RATE_OUTSIDE_COLLAR)
+        limit = model.max_slippage_bps
+        if kept > 0 and limit is not None and worse_than_allowed(model.quote_rate, kept, limit):
+            refusals.add(ErrorCode.SLIPPAGE_EXCEEDED)
+        return refusals
+
+    def approve_at(self, request: ApprovalRequest, operator: Actor = OPERATOR) -> None:
+        model = self.model
+        live = rate_as_kept(request.live_rate)
+        offered = live if request.rate is None else request.rate
         kept = rate_as_kept(offered) if offered > 0 else offered
         destination = exact_conversion(
-            self.model.source_amount, self.model.fee, kept, self.model.side.destination_currency
+            model.source_amount, model.fee, kept, model.side.destination_currency
         )
-        refusals: set[ErrorCode] = set()
-        if not self.model.allows(Act.APPROVE):
-            refusals.add(ErrorCode.INVALID_TRANSITION)
-        if destination <= 0:
-            refusals.add(ErrorCode.VALIDATION_ERROR)
-        if kept > 0 and limit is not None and worse_than_allowed(indicative, kept, limit):
-            refusals.add(ErrorCode.SLIPPAGE_EXCEEDED)
+        refusals = self.approval_refusals(request, live, kept, destination)
+        act = Act.APPROVE
+        if model.eur_value >= model.dual_control_eur:
+            if model.first_approver is None:
+                act = Act.FIRST_APPROVAL
+            elif model.first_approver == operator.id:
+                refusals.add(ErrorCode.SAME_APPROVER)
 
         if self.decide(
-            lambda cause: self.order.approve(offered, "lp-final", cause),
-            OPERATOR,
-            act=Act.APPROVE,
+            lambda cause: self.order.approve(request, self.controls, cause),
+            operator,
+            act=act,
             refusals=refusals,
         ):
-            self.model.final_rate = kept
+            if act is Act.FIRST_APPROVAL:
+                model.first_approver = operator.id
+                return
+            model.final_rate = kept
+            approved = self.order.pending_events[-1]
+            assert isinstance(approved, Order.Approved)
+            assert approved.override is request.override
+            assert approved.live_rate == live
+            assert approved.override_reason == (request.reason if request.override else None)
+            assert approved.actor_name == operator.name
 
     @rule()
     def reject(self) -> None:
@@ -485,18 +596,69 @@ class OrderMachine(RuleBasedStateMachine):
             refusals=refusals,
         )
 
-    @rule(reference=references)
-    def record_refund(self, reference: str) -> None:
+    @rule(offset=attempt_offsets, reference=references)
+    def record_refund(self, reference: str, offset: int = 0) -> None:
+        attempt = max(1, self.model.refund_attempt + offset)
         act, refusals = self.outcome_with_reference(
             self.model.refund_reference, reference, Act.REFUND
         )
+        if act is not None and attempt != self.model.refund_attempt:
+            refusals = {ErrorCode.INVALID_TRANSITION}
         if self.decide(
-            lambda cause: self.order.record_refund(reference, cause),
+            lambda cause: self.order.record_refund(attempt, reference, cause),
             WORKER,
             act=act,
             refusals=refusals,
         ):
             self.model.refund_reference = reference
+
+    @rule(offset=attempt_offsets)
+    def record_refund_failure(self, offset: int) -> None:
+        attempt = max(1, self.model.refund_attempt + offset)
+        act, refusals = self.failure_outcome(
+            attempt, self.model.refund_attempt, Status.REFUND_FAILED, Act.REFUND_FAILURE
+        )
+        self.decide(
+            lambda cause: self.order.record_refund_failure(attempt, "ACCOUNT_CLOSED", cause),
+            WORKER,
+            act=act,
+            refusals=refusals,
+        )
+
+    @rule()
+    def retry_refund(self) -> None:
+        refusals = set() if self.model.allows(Act.RETRY_REFUND) else {ErrorCode.INVALID_TRANSITION}
+        if self.decide(self.order.retry_refund, OPERATOR, act=Act.RETRY_REFUND, refusals=refusals):
+            self.model.refund_attempt += 1
+
+    @rule(leg=st.sampled_from(Leg), offset=attempt_offsets)
+    def flag_unresolved(self, leg: Leg, offset: int) -> None:
+        """A worker could not learn a movement's outcome: the order is flagged, nothing else."""
+        attempt = max(1, self.model.attempt_of(leg) + offset)
+        act: Act | None = Act.FLAG
+        refusals: set[ErrorCode] = set()
+        if self.model.flagged == (leg, attempt):
+            act = None
+        elif attempt != self.model.attempt_of(leg) or self.model.status is not AWAITING[leg]:
+            refusals = {ErrorCode.INVALID_TRANSITION}
+        if self.decide(
+            lambda cause: self.order.record_movement_unresolved(leg, attempt, "timeout", cause),
+            WORKER,
+            act=act,
+            refusals=refusals,
+        ):
+            self.model.flagged = (leg, attempt)
+
+    def failure_outcome(
+        self, attempt: int, current: int, failed: Status, act: Act
+    ) -> tuple[Act | None, set[ErrorCode]]:
+        """A failure already recorded (an earlier attempt, or this one once failed) is a no-op;
+        otherwise only the current attempt of a pending movement may fail."""
+        if attempt < current or (self.model.status is failed and attempt == current):
+            return None, set()
+        if attempt == current and self.model.allows(act):
+            return act, set()
+        return act, {ErrorCode.INVALID_TRANSITION}
 
     @rule(offset=attempt_offsets, reference=references)
     def record_payout(self, offset: int, reference: str) -> None:
@@ -517,24 +679,36 @@ class OrderMachine(RuleBasedStateMachine):
     @rule(offset=attempt_offsets)
     def record_payout_failure(self, offset: int) -> None:
         attempt = max(1, self.model.attempt + offset)
-        act: Act | None
-        refusals: set[ErrorCode]
-        repeated = attempt < self.model.attempt or (
-            self.model.status is Status.PAYOUT_FAILED and attempt == self.model.attempt
+        act, refusals = self.failure_outcome(
+            attempt, self.model.attempt, Status.PAYOUT_FAILED, Act.PAYOUT_FAILURE
         )
-        if repeated:
-            # A failure already recorded: an attempt is retried only after its failure.
-            act, refusals = None, set()
-        elif attempt == self.model.attempt and self.model.allows(Act.PAYOUT_FAILURE):
-            act, refusals = Act.PAYOUT_FAILURE, set()
-        else:
-            act, refusals = Act.PAYOUT_FAILURE, {ErrorCode.INVALID_TRANSITION}
         self.decide(
             lambda cause: self.order.record_payout_failure(attempt, "address rejected", cause),
             WORKER,
             act=act,
             refusals=refusals,
         )
+
+    # ------------------------------------------------------------ authority
+
+    @rule(
+        command=st.sampled_from(sorted(COMMANDS, key=lambda command: command.__name__)),
+        actor=st.sampled_from(sorted(ACTORS)),
+        leg=st.sampled_from(Leg),
+    )
+    def command_from_any_actor(self, command: type[c.Command], actor: str, leg: Leg) -> None:
+        """The engine's authority check, on this order as it stands: an actor the table does
+        not allow is refused with ACTOR_NOT_ALLOWED, and the order is left as it was."""
+        moved = OUTCOME_LEGS.get(command, leg if command is c.RecordMovementUnresolved else None)
+        before = state_of(self.order)
+        refusal: DomainError | None = None
+        try:
+            COMMANDS[command].authority.check(ACTORS[actor], self.order, moved)
+        except DomainError as error:
+            refusal = error
+        assert (refusal is None) == allowed(command, actor, self.model.side, moved)
+        assert refusal is None or refusal.code is ErrorCode.ACTOR_NOT_ALLOWED
+        assert state_of(self.order) == before
 
     # ------------------------------------------------------------ progress
 
@@ -557,7 +731,8 @@ class OrderMachine(RuleBasedStateMachine):
             ),
             Status.DEBIT_PENDING: self.forward_from_debit_pending,
             Status.PENDING_APPROVAL: self.forward_from_pending_approval,
-            Status.REFUND_PENDING: lambda _: self.record_refund("ref-a"),
+            Status.REFUND_PENDING: self.forward_from_refund_pending,
+            Status.REFUND_FAILED: lambda _: self.retry_refund(),
             Status.PAYOUT_PENDING: self.forward_from_payout_pending,
             Status.PAYOUT_FAILED: lambda _: self.retry_payout(),
         }
@@ -575,23 +750,40 @@ class OrderMachine(RuleBasedStateMachine):
             )
             self.confirm(self.model.side, limit)
 
+    def maybe_flag(self, leg: Leg, data: st.DataObject) -> None:
+        """Sometimes the worker cannot learn the outcome at first: the order is flagged."""
+        if data.draw(st.integers(0, 3), label="outcome_unknown_first") == 0:
+            self.flag_unresolved(leg, 0)
+
     def forward_from_debit_pending(self, data: st.DataObject) -> None:
+        self.maybe_flag(Leg.DEBIT, data)
         if data.draw(st.integers(0, 4), label="debit_fails") == 0:
             self.record_source_debit_failure()
         else:
             self.record_source_debit("ref-a")
 
+    def forward_from_refund_pending(self, data: st.DataObject) -> None:
+        self.maybe_flag(Leg.REFUND, data)
+        if data.draw(st.integers(0, 3), label="refund_fails") == 0:
+            self.record_refund_failure(0)
+        else:
+            self.record_refund("ref-a")
+
     def forward_from_pending_approval(self, data: st.DataObject) -> None:
         if data.draw(st.integers(0, 4), label="rejected") == 0:
             self.reject()
-        else:
-            worst = self.model.max_slippage_bps
-            within = st.integers(-100 if worst is None else -worst, 100).map(
-                lambda bps: self.model.quote_rate * (10_000 + bps) / 10_000
-            )
-            self.approve_at(data.draw(within | self.rates_at_the_slippage_limit(), label="rate"))
+            return
+        worst = self.model.max_slippage_bps
+        within = st.integers(-100 if worst is None else -worst, 100).map(
+            lambda bps: self.model.quote_rate * (10_000 + bps) / 10_000
+        )
+        live = data.draw(within | self.rates_at_the_slippage_limit(), label="live_rate")
+        other = SECOND_OPERATOR if self.model.first_approver == OPERATOR.id else OPERATOR
+        operator = data.draw(st.sampled_from([other, other, OPERATOR]), label="approver")
+        self.approve_at(ApprovalRequest(None, live, "lp-final"), operator)
 
     def forward_from_payout_pending(self, data: st.DataObject) -> None:
+        self.maybe_flag(Leg.PAYOUT, data)
         offset = data.draw(attempt_offsets, label="attempt_offset")
         if data.draw(st.booleans(), label="payout_fails"):
             self.record_payout_failure(offset)
@@ -649,6 +841,9 @@ class OrderMachine(RuleBasedStateMachine):
         assert order.refund_reference == model.refund_reference
         assert order.payout_reference == model.payout_reference
         assert order.payout_attempt == model.attempt
+        assert order.refund_attempt == model.refund_attempt
+        assert order.unresolved == model.flagged
+        assert (order.first_approval.id if order.first_approval else None) == model.first_approver
         assert order.max_slippage_bps == model.max_slippage_bps
 
     @invariant()
@@ -684,7 +879,7 @@ class OrderMachine(RuleBasedStateMachine):
 
 
 OrderMachine.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=int(os.environ.get("OTC_STATE_MACHINE_EXAMPLES", "200")),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -106,7 +106,7 @@ class OpsFacts(BaseModel):
     unresolved: UnresolvedFact | None = None
     failure_reason: str | None = None
 
-    def after(self, event: Order.Event) -> OpsFacts:  # noqa: C901 - one case per event kind
+    def after(self, event: Order.Event) -> OpsFacts:
         """These facts once `event` is applied (a status change settles a flagged movement,
         as in the aggregate)."""
         changes: dict[str, object] = {}

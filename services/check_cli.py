@@ -1,21 +1,36 @@
-"""`otc check conservation`: money is neither made nor lost by orders.
+"""Operator checks of the money, as JSON; exit code 0 when they hold, 1 when not, 2 when the
+ledgers or the store cannot be read.
 
-The sum of EUR over all core-banking accounts and of USDC over all chain wallets may change only
-by explicit funding: orders only move money between accounts (and between wallets). It reads the
-ledgers' totals and prints them as JSON; exit code 0 when both hold, 1 when either does not.
+- `otc check conservation`: the sum of EUR over all core-banking accounts and of USDC over all
+  chain wallets changes only by explicit funding (orders only move money around). It cannot see
+  a movement made twice: the totals stay equal.
+- `otc check reconcile`: every order's history against the bank's and the chain's statements.
+  The movements booked under an order's references must be exactly what its events imply (one
+  debit, at most one payout across attempts, one refund of a rejected buy, nothing for a sell
+  that failed at its debit), each with the right amount, direction and counterparty, and every
+  booked movement must belong to an order. A movement whose outcome the order does not record
+  yet is reported in flight, not as a mismatch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import httpx
 import typer
 
+from domain.movements import Direction, Movement, Party, expected_movements, reconcile
+from domain.order import Order, Side
+from services.adapters.ports import ChainPort, LedgerPort, Transfer, UpstreamError
+from services.engine.app import open_orders
+from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
+from services.upstreams import open_money_movers
 
 check_app = typer.Typer(no_args_is_help=True, help="Operator checks.")
 
@@ -35,6 +50,116 @@ async def conservation(settings: Settings) -> dict[str, Any]:
         }
     report["conserved"] = all(report[name]["conserved"] for name in ("EUR", "USDC"))
     return report
+
+
+async def reconcile_report(settings: Settings) -> dict[str, Any]:
+    """The reconciliation: expectations from the event store, movements from the statements."""
+    orders = open_orders(settings)
+    try:
+        histories = await asyncio.to_thread(orders.order_histories)
+    finally:
+        orders.close()
+    folded = {order_id: fold(events) for order_id, events in histories.items()}
+    expected = [
+        expectation
+        for order_id, events in histories.items()
+        for expectation in expected_movements(folded[order_id], events)
+    ]
+    async with (
+        PostgresResourceDirectory(settings) as resources,
+        open_money_movers(settings) as (ledger, chain),
+    ):
+        booked = await statements(resources, ledger, chain, folded.values())
+    mismatches = reconcile(expected, booked, set(folded))
+    return {
+        "orders": len(folded),
+        "movementsExpected": sum(1 for e in expected if e.booked is True),
+        "movementsBooked": len(booked),
+        "inFlight": sum(1 for e in expected if e.booked is None),
+        "mismatches": [{"reference": m.reference, "problem": m.problem} for m in mismatches],
+        "reconciled": not mismatches,
+    }
+
+
+def fold(events: list[Order.Event]) -> Order:
+    order: Order | None = None
+    for event in events:
+        order = event.mutate(order)
+    assert order is not None  # noqa: S101 - a history has its Quoted event
+    return order
+
+
+async def statements(
+    resources: PostgresResourceDirectory,
+    ledger: LedgerPort,
+    chain: ChainPort,
+    orders: Iterable[Order],
+) -> dict[str, Movement]:
+    """Every booked movement by reference, seen from the treasury: which way it went and which
+    customer account or wallet was on the other side (None when neither side is the treasury)."""
+    known = list(orders)
+    treasury_account = await resources.treasury_account()
+    treasury_id = None if treasury_account is None else str(treasury_account.id)
+    wallet_ids = {o.destination_id if o.side is Side.BUY else o.source_id for o in known}
+    account_ids = {o.source_id if o.side is Side.BUY else o.destination_id for o in known}
+    wallets = await resources.wallets(wallet_ids)
+    accounts = {str(i) for i in (await resources.accounts(account_ids))}
+    by_address = {
+        (w.network, w.usdc_address.lower()): w.id for w in wallets.values() if w.usdc_address
+    }
+    treasuries: dict[str, str] = {}
+    for network in {w.network for w in wallets.values()}:
+        found = await resources.treasury_wallet(network)
+        if found is not None and found.usdc_address is not None:
+            treasuries[network] = found.usdc_address.lower()
+    booked: dict[str, Movement] = {}
+    async for transfer in ledger.statement():
+        booked[transfer.reference] = seen_from_treasury(
+            Party.EUR_TREASURY,
+            transfer,
+            treasury_id,
+            lambda side: UUID(side) if side in accounts else None,
+        )
+    async for transfer in chain.statement():
+        network = transfer.network or ""
+
+        def wallet_at(address: str, network: str = network) -> UUID | None:
+            return by_address.get((network, address.lower()))
+
+        booked[transfer.reference] = seen_from_treasury(
+            Party.USDC_CHAIN, transfer, treasuries.get(network), wallet_at, fold_case=True
+        )
+    return booked
+
+
+def seen_from_treasury(
+    party: Party,
+    transfer: Transfer,
+    treasury: str | None,
+    counterparty: Callable[[str], UUID | None],
+    *,
+    fold_case: bool = False,
+) -> Movement:
+    source, target = transfer.source, transfer.target
+    if fold_case:
+        source, target = source.lower(), target.lower()
+    if treasury is not None and target == treasury and source != treasury:
+        return Movement(party, transfer.amount, Direction.TO_TREASURY, counterparty(source))
+    if treasury is not None and source == treasury and target != treasury:
+        return Movement(party, transfer.amount, Direction.FROM_TREASURY, counterparty(target))
+    return Movement(party, transfer.amount, None, None)
+
+
+@check_app.command("reconcile")
+def reconcile_command() -> None:
+    """Every order's history against the bank's and the chain's statements; mismatches listed."""
+    try:
+        report = asyncio.run(reconcile_report(Settings()))
+    except (UpstreamError, OSError) as error:
+        typer.echo(f"could not read the ledgers: {type(error).__name__}: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(report, indent=2))
+    raise typer.Exit(0 if report["reconciled"] else 1)
 
 
 @check_app.command("conservation")

@@ -12,6 +12,7 @@ from services.bench import bench_app
 from services.check_cli import check_app
 from services.command_cli import command_app
 from services.demo import demo_app
+from services.dlq_cli import dlq_app
 from services.projector.rebuild import projections_app
 from services.resources.cli import resources_app
 from services.settings import Settings
@@ -25,6 +26,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(projections_app, name="projections")
 app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
 
 
 @app.command("settings")

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     replies_topic: str = "otc.replies"
     events_topic: str = "otc.order-events"
     dlq_topic: str = "otc.commands.dlq"
+    events_dlq_topic: str = "otc.order-events.dlq"
 
     quote_ttl_seconds: int = Field(default=30, gt=0, description="lifetime of a quote")
     min_eur_amount: Decimal = Field(default=Decimal("10.00"), description="smallest EUR size")
@@ -67,6 +68,18 @@ class Settings(BaseSettings):
     chain_url: str = Field(default="http://127.0.0.1:8103", description="USDC chain")
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, description="per HTTP call")
     upstream_max_attempts: int = Field(default=4, ge=1, description="tries of a retryable call")
+    worker_event_attempts: int = Field(
+        default=3, ge=1, description="tries of an order event before it is dead-lettered"
+    )
+    movement_retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="first wait before retrying a movement of unknown outcome"
+    )
+    movement_retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="longest wait between retries of such a movement"
+    )
+    movement_flag_after_seconds: float = Field(
+        default=300.0, ge=0, description="unknown this long, a movement is flagged for operators"
+    )
 
     jwt_secret: SecretStr | None = Field(default=None, description="HS256 key for Bearer JWTs")
     jwt_public_key: str | None = Field(default=None, description="PEM key for RS256/ES256 JWTs")

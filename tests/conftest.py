@@ -102,6 +102,7 @@ async def otc_settings(settings: Settings, new_topic: TopicFactory) -> Settings:
             "replies_topic": await new_topic("replies", partitions=3),
             "events_topic": await new_topic("events", partitions=3),
             "dlq_topic": await new_topic("dlq"),
+            "events_dlq_topic": await new_topic("events-dlq"),
             "engine_group": unique_name("engine"),
             "upstreams": "fake",
         },

@@ -77,6 +77,7 @@ class StackConfig:
             "otc.replies": self.partitions,
             "otc.order-events": self.partitions,
             "otc.commands.dlq": 3,
+            "otc.order-events.dlq": 3,
         }
 
 

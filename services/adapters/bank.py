@@ -1,21 +1,27 @@
-"""The EUR core-banking ledger's client: transfers idempotent on our reference.
+"""The EUR core-banking ledger's client: transfers idempotent on our reference, read back by it.
 
-The reference (order id + leg, built by the caller) makes every retry safe: the bank books a
-reference once and answers a repeat with the original transfer. INSUFFICIENT_FUNDS, an unknown
-account or a reference reused for another transfer are permanent (`UpstreamRejectedError`).
+The reference (order id + leg + attempt, built by the caller) makes every retry safe: the bank
+books a reference once and answers a repeat with the original transfer. Outcomes are classified
+(services/adapters/http.py): only the codes in `REFUSALS` mean nothing moved; anything else is
+unknown and is learned with `find_transfer`.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import AsyncIterator
+from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
 import httpx
 
-from services.adapters.http import HttpUpstream, RetryPolicy, protocol_error
-from services.adapters.ports import LedgerPort, Transfer
+from services.adapters.http import HttpUpstream, JsonObject, RetryPolicy
+from services.adapters.ports import LedgerPort, MovementUnknownError, Transfer
 
 PARTY = "bank"
+REFUSALS = frozenset(
+    {"INSUFFICIENT_FUNDS", "ACCOUNT_NOT_FOUND", "ACCOUNT_CLOSED", "SAME_ACCOUNT", "INVALID_AMOUNT"}
+)
+"""The bank's refusals that mean nothing was booked (its contract says so)."""
 
 
 class HttpLedger(LedgerPort):
@@ -31,19 +37,49 @@ class HttpLedger(LedgerPort):
         to_account: UUID,
         amount: Decimal,
     ) -> Transfer:
-        booked = await self._upstream.call(
-            "POST",
+        booked = await self._upstream.move(
             "/transfers",
-            operation="transfer",
-            payload={
+            {
                 "reference": reference,
                 "fromAccount": str(from_account),
                 "toAccount": str(to_account),
                 "amount": format(amount, "f"),
                 "currency": "EUR",
             },
+            REFUSALS,
         )
-        bank_reference = booked.get("bankReference")
-        if booked.get("reference") != reference or not isinstance(bank_reference, str):
-            raise protocol_error(PARTY, "a transfer answer without our reference")
-        return Transfer(reference=reference, external_id=bank_reference)
+        transfer = transfer_of(booked)
+        if transfer is None or transfer.reference != reference:
+            raise MovementUnknownError(f"{PARTY}: a transfer answer without our reference")
+        return transfer
+
+    async def find_transfer(self, reference: str) -> Transfer | None:
+        found = await self._upstream.read_transfer(reference)
+        if found is None:
+            return None
+        transfer = transfer_of(found)
+        if transfer is None or transfer.reference != reference:
+            raise MovementUnknownError(f"{PARTY}: a transfer read back without our reference")
+        return transfer
+
+    async def statement(self) -> AsyncIterator[Transfer]:
+        async for row in self._upstream.statement():
+            transfer = transfer_of(row)
+            if transfer is None:
+                raise MovementUnknownError(f"{PARTY}: an unreadable statement line")
+            yield transfer
+
+
+def transfer_of(body: JsonObject) -> Transfer | None:
+    """A transfer from the bank's JSON, or None when it does not read as one."""
+    fields = (body.get(n) for n in ("reference", "bankReference", "fromAccount", "toAccount"))
+    reference, bank_reference, source, target = fields
+    try:
+        amount = Decimal(str(body.get("amount")))
+    except InvalidOperation:
+        return None
+    if not amount.is_finite():
+        return None
+    if not all(isinstance(v, str) for v in (reference, bank_reference, source, target)):
+        return None
+    return Transfer(str(reference), str(bank_reference), str(source), str(target), amount)

@@ -1,21 +1,33 @@
-"""The USDC chain's client: transfers idempotent on our reference, and live balance reads.
+"""The USDC chain's client: transfers idempotent on our reference, read back by it, and live
+balance reads.
 
-As with the bank, the reference (order id + leg) makes every retry safe: a repeat returns the
-original transaction hash. INSUFFICIENT_FUNDS, an invalid address or network, or a reference
-reused for another transfer are permanent (`UpstreamRejectedError`).
+As with the bank, the reference (order id + leg + attempt) makes every retry safe: a repeat
+returns the original transaction hash. Only the codes in `REFUSALS` mean nothing moved; any
+other outcome is unknown and is learned with `find_transfer`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
 import httpx
 
-from services.adapters.http import HttpUpstream, RetryPolicy, protocol_error
-from services.adapters.ports import ChainPort, Transfer
+from services.adapters.http import HttpUpstream, JsonObject, RetryPolicy, protocol_error
+from services.adapters.ports import ChainPort, MovementUnknownError, Transfer
 
 PARTY = "chain"
+REFUSALS = frozenset(
+    {
+        "INSUFFICIENT_FUNDS",
+        "UNSUPPORTED_NETWORK",
+        "INVALID_ADDRESS",
+        "SAME_ADDRESS",
+        "INVALID_AMOUNT",
+    }
+)
+"""The chain's refusals that mean nothing was sent (its contract says so)."""
 
 
 class HttpChain(ChainPort):
@@ -32,22 +44,37 @@ class HttpChain(ChainPort):
         to_address: str,
         amount: Decimal,
     ) -> Transfer:
-        sent = await self._upstream.call(
-            "POST",
+        sent = await self._upstream.move(
             "/transfers",
-            operation="transfer",
-            payload={
+            {
                 "reference": reference,
                 "network": network,
                 "fromAddress": from_address,
                 "toAddress": to_address,
                 "amount": format(amount, "f"),
             },
+            REFUSALS,
         )
-        transaction_hash = sent.get("transactionHash")
-        if sent.get("reference") != reference or not isinstance(transaction_hash, str):
-            raise protocol_error(PARTY, "a transfer answer without our reference")
-        return Transfer(reference=reference, external_id=transaction_hash)
+        transfer = transfer_of(sent)
+        if transfer is None or transfer.reference != reference:
+            raise MovementUnknownError(f"{PARTY}: a transfer answer without our reference")
+        return transfer
+
+    async def find_transfer(self, reference: str) -> Transfer | None:
+        found = await self._upstream.read_transfer(reference)
+        if found is None:
+            return None
+        transfer = transfer_of(found)
+        if transfer is None or transfer.reference != reference:
+            raise MovementUnknownError(f"{PARTY}: a transfer read back without our reference")
+        return transfer
+
+    async def statement(self) -> AsyncIterator[Transfer]:
+        async for row in self._upstream.statement():
+            transfer = transfer_of(row)
+            if transfer is None:
+                raise MovementUnknownError(f"{PARTY}: an unreadable statement line")
+            yield transfer
 
     async def usdc_balance(self, *, network: str, address: str) -> Decimal:
         found = await self._upstream.call(
@@ -62,3 +89,26 @@ class HttpChain(ChainPort):
         if not balance.is_finite() or balance < 0:
             raise protocol_error(PARTY, "a balance that is not a non-negative number")
         return balance
+
+
+def transfer_of(body: JsonObject) -> Transfer | None:
+    """A transfer from the chain's JSON, or None when it does not read as one."""
+    fields = (body.get(n) for n in ("reference", "transactionHash", "fromAddress", "toAddress"))
+    reference, transaction_hash, source, target = fields
+    try:
+        amount = Decimal(str(body.get("amount")))
+    except InvalidOperation:
+        return None
+    if not amount.is_finite():
+        return None
+    if not all(isinstance(v, str) for v in (reference, transaction_hash, source, target)):
+        return None
+    network = body.get("network")
+    return Transfer(
+        str(reference),
+        str(transaction_hash),
+        str(source),
+        str(target),
+        amount,
+        network=network if isinstance(network, str) else None,
+    )

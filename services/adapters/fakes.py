@@ -3,12 +3,23 @@ the engine before the sandboxes exist."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
 from domain.money import Currency
-from services.adapters.ports import Price, PricingPort, UpstreamUnavailableError, WalletBalancePort
+from services.adapters.ports import (
+    ChainPort,
+    LedgerPort,
+    MovementRefusedError,
+    MovementUnknownError,
+    Price,
+    PricingPort,
+    Transfer,
+    UpstreamUnavailableError,
+    WalletBalancePort,
+)
 
 
 class FakePricing(PricingPort):
@@ -67,3 +78,82 @@ class FixedClock:
 
     def now(self) -> datetime:
         return self.at
+
+
+class FakeMovements:
+    """An in-memory party that moves money: transfers idempotent on the reference, read back by
+    it, with scripted trouble: `refuse` (a refusal code: nothing moves), `lose_answers` (book,
+    then answer as if unknown), `fail_before` (unknown, nothing moves) and `unreadable` (reads
+    back fail too)."""
+
+    def __init__(self, party: str) -> None:
+        self.party = party
+        self.booked: dict[str, Transfer] = {}
+        self.calls = 0
+        self.refuse: str | None = None
+        self.lose_answers = 0
+        self.fail_before = 0
+        self.unreadable = False
+
+    def book(
+        self,
+        reference: str,
+        source: str,
+        target: str,
+        amount: Decimal,
+        network: str | None = None,
+    ) -> Transfer:
+        self.calls += 1
+        if self.fail_before:
+            self.fail_before -= 1
+            raise MovementUnknownError(f"{self.party}: timeout (fake)")
+        if self.refuse is not None:
+            raise MovementRefusedError(self.refuse, f"{self.party} refused (fake)")
+        transfer = self.booked.setdefault(
+            reference,
+            Transfer(
+                reference,
+                f"{self.party}-{len(self.booked) + 1}",
+                source,
+                target,
+                amount,
+                network=network,
+            ),
+        )
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise MovementUnknownError(f"{self.party}: the answer was lost (fake)")
+        return transfer
+
+    async def find_transfer(self, reference: str) -> Transfer | None:
+        if self.unreadable:
+            raise MovementUnknownError(f"{self.party}: cannot read (fake)")
+        return self.booked.get(reference)
+
+    async def statement(self) -> AsyncIterator[Transfer]:
+        for transfer in list(self.booked.values()):
+            yield transfer
+
+
+class FakeLedger(FakeMovements, LedgerPort):
+    def __init__(self) -> None:
+        super().__init__("bank")
+
+    async def transfer(
+        self, *, reference: str, from_account: UUID, to_account: UUID, amount: Decimal
+    ) -> Transfer:
+        return self.book(reference, str(from_account), str(to_account), amount)
+
+
+class FakeChain(FakeMovements, ChainPort):
+    def __init__(self) -> None:
+        super().__init__("chain")
+        self.balances = FakeWalletBalances()
+
+    async def transfer(
+        self, *, reference: str, network: str, from_address: str, to_address: str, amount: Decimal
+    ) -> Transfer:
+        return self.book(reference, from_address, to_address, amount, network)
+
+    async def usdc_balance(self, *, network: str, address: str) -> Decimal:
+        return await self.balances.usdc_balance(network=network, address=address)

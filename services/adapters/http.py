@@ -8,6 +8,12 @@ capped). Exhausted retries raise `UpstreamUnavailableError`; any other 4xx raise
 `UpstreamRejectedError` at once, with the party's error code. Retrying a POST is safe only because
 every POST the adapters send is idempotent (a client reference or an idempotency key).
 
+Money movements are classified on top of that (`move`): *done* (a 2xx with the transfer),
+*refused* (`MovementRefusedError`, only for the party's explicit list of codes that mean nothing
+moved) or *unknown* (`MovementUnknownError`: exhausted retries, an unreadable 2xx, a 409, any
+other 4xx). An unknown outcome is learned by reading the transfer back by its reference
+(`read_transfer`), never guessed.
+
 Logs name the operation, the try and the status or error class: never URLs, headers, tokens or
 bodies (they hold account ids and addresses).
 """
@@ -18,15 +24,22 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 
-from services.adapters.ports import UpstreamRejectedError, UpstreamUnavailableError
+from services.adapters.ports import (
+    MovementRefusedError,
+    MovementUnknownError,
+    UpstreamError,
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
+)
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +47,8 @@ log = logging.getLogger(__name__)
 JsonObject = dict[str, Any]
 RETRYABLE_STATUSES = frozenset({408, 429})
 SERVER_ERROR = 500
+NOT_FOUND = 404
+CONFLICT = 409
 
 
 class HttpRejectedError(UpstreamRejectedError):
@@ -136,6 +151,49 @@ class HttpUpstream:
                     raise UpstreamUnavailableError(message) from failure
                 await self._sleep(self._pause(attempt, failure.retry_after))
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    async def move(self, path: str, payload: JsonObject, refusals: frozenset[str]) -> JsonObject:
+        """A money-moving POST: the booked transfer's JSON, or MovementRefusedError for a
+        refusal in `refusals` (nothing moved), or MovementUnknownError for anything else."""
+        try:
+            return await self.call("POST", path, operation="transfer", payload=payload)
+        except HttpRejectedError as refusal:
+            if refusal.code in refusals and refusal.status != CONFLICT:
+                raise MovementRefusedError(refusal.code, str(refusal)) from None
+            raise MovementUnknownError(
+                f"{self._party} transfer: HTTP {refusal.status} {refusal.code}"
+            ) from None
+        except UpstreamError as error:
+            raise MovementUnknownError(f"{self._party} transfer: {error}") from None
+
+    async def read_transfer(self, reference: str) -> JsonObject | None:
+        """The transfer booked under our reference, or None when the party has none; raises
+        MovementUnknownError when it cannot tell."""
+        try:
+            return await self.call(
+                "GET", f"/transfers/{quote(reference, safe='')}", operation="read transfer"
+            )
+        except HttpRejectedError as refusal:
+            if refusal.status == NOT_FOUND and refusal.code == "TRANSFER_NOT_FOUND":
+                return None
+            raise MovementUnknownError(
+                f"{self._party} read transfer: HTTP {refusal.status} {refusal.code}"
+            ) from None
+        except UpstreamError as error:
+            raise MovementUnknownError(f"{self._party} read transfer: {error}") from None
+
+    async def statement(self) -> AsyncIterator[JsonObject]:
+        """Every transfer of the party's statement, page after page (`after` / `next`)."""
+        after: object = 0
+        while after is not None:
+            page = await self.call("GET", f"/transfers?after={after}", operation="statement")
+            rows = page.get("data")
+            if not isinstance(rows, list):
+                raise protocol_error(self._party, "a statement page without data")
+            for row in rows:
+                if isinstance(row, dict):
+                    yield row
+            after = page.get("next")
 
     def _pause(self, failed_attempts: int, retry_after: float | None) -> float:
         pause = self._retry.backoff(failed_attempts, self._draw)

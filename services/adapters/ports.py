@@ -4,6 +4,7 @@ fakes implement them in memory for unit tests and for running the engine without
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,6 +27,17 @@ class UpstreamRejectedError(UpstreamError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class MovementRefusedError(UpstreamRejectedError):
+    """A money movement refused with one of the party's codes that mean nothing moved (its
+    adapter lists them). Only this is ever recorded as a failed movement."""
+
+
+class MovementUnknownError(UpstreamError):
+    """A money movement whose outcome is not known: a timeout, a 5xx, an unreadable answer, an
+    unexpected refusal, a conflict. It may have moved: reconcile it by its reference, never
+    record it as failed."""
 
 
 @dataclass(frozen=True)
@@ -64,14 +76,34 @@ class WalletBalancePort(ABC):
 
 @dataclass(frozen=True)
 class Transfer:
-    """A completed money movement: `reference` is ours (order id + leg), `external_id` is the
-    bank reference or the chain transaction hash (server-side only)."""
+    """A booked money movement: `reference` is ours (order id + leg + attempt), `external_id`
+    the bank reference or the chain transaction hash (server-side only); `source` and `target`
+    are account ids (bank) or addresses (chain)."""
 
     reference: str
     external_id: str
+    source: str
+    target: str
+    amount: Decimal
+    network: str | None = None
+    """The chain's network; None for the bank."""
 
 
-class LedgerPort(ABC):
+class MovementLedger(ABC):
+    """What a party that moves money lets us read back: one transfer by our reference (to learn
+    the outcome of a movement whose answer was lost), and the whole statement (to reconcile)."""
+
+    @abstractmethod
+    async def find_transfer(self, reference: str) -> Transfer | None:
+        """The transfer booked under `reference`, or None when there is none. Raises
+        MovementUnknownError when the party cannot say."""
+
+    @abstractmethod
+    def statement(self) -> AsyncIterator[Transfer]:
+        """Every transfer the party booked, in booking order."""
+
+
+class LedgerPort(MovementLedger):
     """The EUR core-banking ledger."""
 
     @abstractmethod
@@ -83,10 +115,11 @@ class LedgerPort(ABC):
         to_account: UUID,
         amount: Decimal,
     ) -> Transfer:
-        """Move EUR; idempotent on `reference`. Raises UpstreamError."""
+        """Move EUR; idempotent on `reference`. Raises MovementRefusedError (nothing moved) or
+        MovementUnknownError (the outcome is not known)."""
 
 
-class ChainPort(WalletBalancePort):
+class ChainPort(WalletBalancePort, MovementLedger):
     """The USDC chain."""
 
     @abstractmethod
@@ -99,4 +132,5 @@ class ChainPort(WalletBalancePort):
         to_address: str,
         amount: Decimal,
     ) -> Transfer:
-        """Move USDC; idempotent on `reference`. Raises UpstreamError."""
+        """Move USDC; idempotent on `reference`. Raises MovementRefusedError (nothing moved) or
+        MovementUnknownError (the outcome is not known)."""

@@ -71,6 +71,20 @@ class Orders(Application[UUID]):
             aggregates[aggregate_id] = event.mutate(aggregates.get(aggregate_id))
         return aggregates
 
+    def order_histories(self, page_size: int = 1000) -> dict[UUID, list[Order.Event]]:
+        """Every order's events, in version order, read from the notification log in pages."""
+        histories: dict[UUID, list[Order.Event]] = {}
+        position = 1
+        while True:
+            page = self.recorder.select_notifications(start=position, limit=page_size)
+            for notification in page:
+                event = self.mapper.to_domain_event(notification)
+                if isinstance(event, Order.Event):
+                    histories.setdefault(event.originator_id, []).append(event)
+            if len(page) < page_size:
+                return histories
+            position = page[-1].id + 1
+
     def _get_or_none(self, aggregate_id: UUID) -> Aggregate | None:
         try:
             found: Aggregate = self.repository.get(aggregate_id)

@@ -296,6 +296,11 @@ class Entry:
     needs: Callable[[Order | None, Any, Policy], Lookups] = nothing
     observes_time: bool = True
 
+    @property
+    def looks_outside(self) -> bool:
+        """Whether the command needs anything from the outside world before its decision."""
+        return self.needs is not nothing
+
 
 COMMANDS: dict[type[c.Command], Entry] = {
     c.RequestQuote: Entry(request_quote, CUSTOMER, needs=quote_inputs, observes_time=False),

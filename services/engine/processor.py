@@ -85,6 +85,17 @@ class Result:
         }
 
 
+def dependent_cut(commands: Sequence[c.Command]) -> tuple[list[c.Command], list[c.Command]]:
+    """The longest head of `commands` in which no command that needs outside lookups follows
+    another command of its own order, and the rest."""
+    seen: set[UUID] = set()
+    for index, command in enumerate(commands):
+        if index and COMMANDS[type(command)].looks_outside and command.order_id in seen:
+            return list(commands[:index]), list(commands[index:])
+        seen.add(command.order_id)
+    return list(commands), []
+
+
 class CommandProcessor:
     def __init__(  # noqa: PLR0913 - the engine's collaborators
         self,
@@ -105,7 +116,20 @@ class CommandProcessor:
         self._upstream = asyncio.Semaphore(UPSTREAM_CONCURRENCY)
 
     async def process(self, commands: Sequence[c.Command]) -> list[ReplyEnvelope]:
-        """Replies to every command, in order. Raises only on infrastructure failure."""
+        """Replies to every command, in order. Raises only on infrastructure failure.
+
+        A command whose outside lookups depend on its order (a requote's or an approval's
+        price) cannot have them made before an earlier command of the same batch has changed
+        or created that order: the batch is cut there, and the rest follows as a batch of its
+        own, in order."""
+        replies: list[ReplyEnvelope] = []
+        rest = list(commands)
+        while rest:
+            head, rest = dependent_cut(rest)
+            replies.extend(await self._process_batch(head))
+        return replies
+
+    async def _process_batch(self, commands: Sequence[c.Command]) -> list[ReplyEnvelope]:
         if not commands:
             return []
         started = time.perf_counter()

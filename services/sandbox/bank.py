@@ -8,7 +8,12 @@ Routes (bodies camelCase, amounts decimal strings with 2 places, JSON numbers ac
   reference again: 200 with the original transfer (same `bankReference`), nothing moves; the same
   reference with other fields: 409 `REFERENCE_CONFLICT`. 422 `INSUFFICIENT_FUNDS` (nothing moves),
   404 `ACCOUNT_NOT_FOUND`, 400 `SAME_ACCOUNT`, `INVALID_AMOUNT`, `VALIDATION_ERROR`.
-- `GET /transfers/{reference}`: the transfer, or 404 `TRANSFER_NOT_FOUND`.
+- `GET /transfers/{reference}`: the transfer, or 404 `TRANSFER_NOT_FOUND` (to learn the outcome of
+  a transfer whose answer was lost or unreadable).
+- `GET /transfers?after=N&limit=M`: the statement, every transfer in booking order, each with its
+  `sequence`; `next` is the `after` of the following page (null at the end).
+- 422 `ACCOUNT_CLOSED` when either account is closed (nothing moves).
+- `POST /admin/accounts/{id}/close` and `/reopen`: close or reopen an account.
 - `GET /accounts/{id}`: `{id, currency, balance}`, or 404 `ACCOUNT_NOT_FOUND`.
 - `POST /admin/accounts/{id}/fund {amount, reference?}`: opens the account if needed and credits
   it (`amount` may be 0 to only open it); with a `reference`, funding is idempotent on it.
@@ -26,7 +31,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -75,7 +80,11 @@ DDL = (
         booked_at timestamptz NOT NULL DEFAULT now(),
         CHECK (from_account <> to_account)
     )""",
+    "ALTER TABLE sandbox_bank.accounts ADD COLUMN IF NOT EXISTS closed_at timestamptz",
+    "ALTER TABLE sandbox_bank.transfers ADD COLUMN IF NOT EXISTS sequence bigserial",
+    "CREATE UNIQUE INDEX IF NOT EXISTS transfers_sequence ON sandbox_bank.transfers (sequence)",
 )
+STATEMENT_PAGE = 1000
 
 
 class TransferRequest(CamelModel):
@@ -158,14 +167,17 @@ class Bank:
         amount: Decimal,
     ) -> dict[str, Any]:
         cursor = await conn.execute(
-            "SELECT id, balance FROM sandbox_bank.accounts WHERE id = ANY(%s)"
+            "SELECT id, balance, closed_at FROM sandbox_bank.accounts WHERE id = ANY(%s)"
             " ORDER BY id FOR UPDATE",
             ([request.from_account, request.to_account],),
         )
-        balances = {row["id"]: row["balance"] for row in await cursor.fetchall()}
+        found = await cursor.fetchall()
+        balances = {row["id"]: row["balance"] for row in found}
         for account in (request.from_account, request.to_account):
             if account not in balances:
                 raise SandboxError(404, "ACCOUNT_NOT_FOUND", f"no account {account}")
+        if any(row["closed_at"] is not None for row in found):
+            raise SandboxError(422, "ACCOUNT_CLOSED", "an account of this transfer is closed")
         if balances[request.from_account] < amount:
             raise SandboxError(422, "INSUFFICIENT_FUNDS", "the balance does not cover the amount")
         cursor = await conn.execute(
@@ -201,10 +213,28 @@ class Bank:
             )
             return await cursor.fetchone()
 
+    async def statement(self, after: int, limit: int) -> list[dict[str, Any]]:
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM sandbox_bank.transfers WHERE sequence > %s"
+                " ORDER BY sequence LIMIT %s",
+                (after, limit),
+            )
+            return await cursor.fetchall()
+
+    async def set_closed(self, account_id: UUID, *, closed: bool) -> dict[str, Any]:
+        async with self._db.connection() as conn:
+            await conn.execute(
+                "UPDATE sandbox_bank.accounts SET closed_at = CASE WHEN %s THEN now() END"
+                " WHERE id = %s",
+                (closed, account_id),
+            )
+        return await self.account(account_id)
+
     async def account(self, account_id: UUID) -> dict[str, Any]:
         async with self._db.connection() as conn:
             cursor = await conn.execute(
-                "SELECT id, balance FROM sandbox_bank.accounts WHERE id = %s",
+                "SELECT id, balance, closed_at FROM sandbox_bank.accounts WHERE id = %s",
                 (account_id,),
             )
             row = await cursor.fetchone()
@@ -281,11 +311,17 @@ def transfer_view(row: Mapping[str, Any]) -> dict[str, object]:
         "currency": "EUR",
         "status": "BOOKED",
         "bookedAt": timestamp(row["booked_at"]),
+        "sequence": row["sequence"],
     }
 
 
 def account_view(row: Mapping[str, Any]) -> dict[str, object]:
-    return {"id": str(row["id"]), "currency": "EUR", "balance": money(row["balance"], PLACES)}
+    return {
+        "id": str(row["id"]),
+        "currency": "EUR",
+        "balance": money(row["balance"], PLACES),
+        "status": "CLOSED" if row["closed_at"] is not None else "OPEN",
+    }
 
 
 def _bank(request: Request) -> Bank:
@@ -304,6 +340,19 @@ async def create_transfer(
 ) -> JSONResponse:
     row, booked_now = await bank.transfer(body)
     return JSONResponse(transfer_view(row), status_code=201 if booked_now else 200)
+
+
+@router.get("/transfers")
+async def read_statement(
+    bank: BankDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=STATEMENT_PAGE)] = STATEMENT_PAGE,
+) -> dict[str, object]:
+    rows = await bank.statement(after, limit)
+    return {
+        "data": [transfer_view(row) for row in rows],
+        "next": rows[-1]["sequence"] if len(rows) == limit else None,
+    }
 
 
 @router.get("/transfers/{reference}")
@@ -326,6 +375,16 @@ async def fund_account(
     body: Annotated[FundingRequest, Depends(json_body(FundingRequest))],
 ) -> dict[str, object]:
     return account_view(await bank.fund(account_id, body))
+
+
+@router.post("/admin/accounts/{account_id}/close")
+async def close_account(bank: BankDep, account_id: UUID) -> dict[str, object]:
+    return account_view(await bank.set_closed(account_id, closed=True))
+
+
+@router.post("/admin/accounts/{account_id}/reopen")
+async def reopen_account(bank: BankDep, account_id: UUID) -> dict[str, object]:
+    return account_view(await bank.set_closed(account_id, closed=False))
 
 
 @router.get("/admin/totals")

@@ -10,6 +10,8 @@ Routes (bodies camelCase, amounts decimal strings with 6 places, JSON numbers ac
   moves), 400 `UNSUPPORTED_NETWORK`, `INVALID_ADDRESS`, `SAME_ADDRESS`, `INVALID_AMOUNT`,
   `VALIDATION_ERROR`.
 - `GET /transfers/{reference}`: the transfer, or 404 `TRANSFER_NOT_FOUND`.
+- `GET /transfers?after=N&limit=M`: every transfer in confirmation order, each with its
+  `sequence`; `next` is the `after` of the following page (null at the end).
 - `GET /balances/{network}/{address}`: `{network, address, currency, balance}` (0 for an address
   never seen, as on a real chain).
 - `POST /admin/wallets/{network}/{address}/fund {amount, reference?}`: credits the address
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -88,7 +90,12 @@ DDL = (
         confirmed_at timestamptz NOT NULL DEFAULT now(),
         CHECK (from_address <> to_address)
     )""",
+    "ALTER TABLE sandbox_chain.transfers ADD COLUMN IF NOT EXISTS sequence bigserial",
+    "CREATE UNIQUE INDEX IF NOT EXISTS transfers_sequence ON sandbox_chain.transfers (sequence)",
 )
+
+
+STATEMENT_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -258,6 +265,15 @@ class Chain:
             (network, address),
         )
 
+    async def statement(self, after: int, limit: int) -> list[dict[str, Any]]:
+        async with self._db.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM sandbox_chain.transfers WHERE sequence > %s"
+                " ORDER BY sequence LIMIT %s",
+                (after, limit),
+            )
+            return await cursor.fetchall()
+
     async def find_transfer(self, reference: str) -> dict[str, Any] | None:
         async with self._db.connection() as conn:
             cursor = await conn.execute(
@@ -363,6 +379,7 @@ def transfer_view(row: Mapping[str, Any]) -> dict[str, object]:
         "currency": "USDC",
         "status": "CONFIRMED",
         "confirmedAt": timestamp(row["confirmed_at"]),
+        "sequence": row["sequence"],
     }
 
 
@@ -382,6 +399,19 @@ async def create_transfer(
 ) -> JSONResponse:
     row, booked_now = await chain.transfer(body)
     return JSONResponse(transfer_view(row), status_code=201 if booked_now else 200)
+
+
+@router.get("/transfers")
+async def read_statement(
+    chain: ChainDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=STATEMENT_PAGE)] = STATEMENT_PAGE,
+) -> dict[str, object]:
+    rows = await chain.statement(after, limit)
+    return {
+        "data": [transfer_view(row) for row in rows],
+        "next": rows[-1]["sequence"] if len(rows) == limit else None,
+    }
 
 
 @router.get("/transfers/{reference}")

@@ -2,9 +2,17 @@
 
 Set with `POST /admin/faults`, read with `GET /admin/faults`, reset with `DELETE /admin/faults`.
 Faults apply to every route outside `/admin`, `/health` and the API docs. An injected failure
-happens BEFORE the route runs, so it changes nothing; `failAfterCommitRate` is the one exception:
-the route runs and commits, then its response is replaced by the failure (a lost response), which
-is what a client retrying with the same reference must survive without moving money twice.
+happens BEFORE the route runs, so it changes nothing. Three faults happen AFTER the route ran and
+committed, which is what a client must survive without moving money twice or calling a booked
+transfer a failure:
+
+- `failAfterCommitRate`: the response is replaced by the failure (a lost response);
+- `garbledRate`: the response keeps its 2xx status but its body is not JSON (a broken proxy);
+- `conflictRate`: the response is a 409 `REFERENCE_CONFLICT`, as a ledger answers a reference
+  it already booked.
+
+`garbledRate` and `conflictRate` apply to writes only (not GET), so that a client can still read
+a transfer back by its reference to learn what really happened.
 """
 
 from __future__ import annotations
@@ -36,6 +44,18 @@ class FaultPlan(BaseModel):
         le=1,
         description="share whose response is lost after the route committed",
     )
+    garbled_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of writes answered 2xx with a body that is not JSON, after committing",
+    )
+    conflict_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of writes answered 409 REFERENCE_CONFLICT, after committing",
+    )
     down: bool = Field(default=False, description="refuse every call with 503")
     seed: int | None = Field(default=None, description="seed of the draws, for repeatable tests")
 
@@ -45,6 +65,8 @@ class Decision:
     delay_seconds: float
     fail_before: bool
     fail_after: bool
+    garbled: bool = False
+    conflict: bool = False
 
 
 class FaultInjector:
@@ -58,15 +80,19 @@ class FaultInjector:
         self.plan = plan
         self._draws = random.Random(plan.seed)  # noqa: S311 - as above
 
-    def decide(self) -> Decision:
+    def decide(self, *, write: bool) -> Decision:
         plan = self.plan
         delayed = self._draws.random() < plan.latency_rate
         fail_before = plan.down or self._draws.random() < plan.fail_rate
         fail_after = self._draws.random() < plan.fail_after_commit_rate
+        garbled = self._draws.random() < plan.garbled_rate
+        conflict = self._draws.random() < plan.conflict_rate
         return Decision(
             delay_seconds=plan.latency_ms / 1000 if delayed else 0.0,
             fail_before=fail_before,
             fail_after=fail_after,
+            garbled=write and garbled,
+            conflict=write and conflict,
         )
 
 
@@ -99,16 +125,29 @@ def _fault_middleware(
     ) -> Response:
         if request.url.path.startswith(EXEMPT_PREFIXES):
             return await call_next(request)
-        decision = injector.decide()
+        decision = injector.decide(write=request.method != "GET")
         if decision.delay_seconds:
             await asyncio.sleep(decision.delay_seconds)
         if decision.fail_before:
             return _failure(injector.plan)
         response = await call_next(request)
-        if not decision.fail_after:
-            return response
-        await _drain(response)
-        return _failure(injector.plan)
+        if decision.fail_after:
+            await _drain(response)
+            return _failure(injector.plan)
+        if decision.conflict:
+            await _drain(response)
+            return JSONResponse(
+                {"code": "REFERENCE_CONFLICT", "message": "this reference is in use (injected)"},
+                status_code=409,
+            )
+        if decision.garbled and response.status_code < 300:  # noqa: PLR2004 - 2xx
+            await _drain(response)
+            return Response(
+                b"<html><body>502 Bad Gateway</body></html>",
+                status_code=response.status_code,
+                media_type="text/html",
+            )
+        return response
 
     return inject_faults
 

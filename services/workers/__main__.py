@@ -1,102 +1,183 @@
-"""A treasury worker process: `python -m services.workers eur-treasury|usdc-chain`."""
+"""A treasury worker process: `python -m services.workers eur-treasury|usdc-chain`.
+
+`build` wires a worker to its ports and returns the FastStream app; `main` passes the real ones.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
-from pydantic import ValidationError
 
 from domain.commands import Command
+from domain.movements import Party
 from domain.order import Order
-from services.command_client import CommandClient
-from services.contracts import EventEnvelope
+from services.contracts import ERROR_HEADER, CommandEnvelope
 from services.engine.app import open_orders
+from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_money_movers
-from services.workers.treasury import EurTreasuryWorker, TreasuryWorker, UsdcChainWorker
+from services.workers.movers import EurTreasury, Mover, UsdcChain
+from services.workers.parked import PostgresParkedMovements
+from services.workers.treasury import (
+    DeadLetter,
+    EventRecord,
+    Publish,
+    TreasuryWorker,
+    WorkerPolicy,
+)
 
 log = logging.getLogger("otc.workers")
 
+WORKER_HEADER = "worker"
 
-async def run(settings: Settings, which: str) -> None:
+
+def worker_policy(settings: Settings) -> WorkerPolicy:
+    return WorkerPolicy(
+        event_attempts=settings.worker_event_attempts,
+        movement_base_seconds=settings.movement_retry_base_seconds,
+        movement_max_seconds=settings.movement_retry_max_seconds,
+        flag_after=timedelta(seconds=settings.movement_flag_after_seconds),
+    )
+
+
+def group_of(settings: Settings, party: Party) -> str:
+    return settings.eur_worker_group if party is Party.EUR_TREASURY else settings.chain_worker_group
+
+
+def record_of(raw: Any) -> EventRecord:  # noqa: ANN401 - aiokafka records are untyped
+    return EventRecord(
+        value=bytes(raw.value or b""),
+        key=None if raw.key is None else bytes(raw.key),
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+    )
+
+
+def build(
+    settings: Settings,
+    broker: KafkaBroker,
+    worker_of: Callable[[Publish, DeadLetter], TreasuryWorker],
+) -> TreasuryWorker:
+    """Subscribe a worker to the order events and give it the broker's publishers: outcome
+    commands to `otc.commands`, dead letters to `otc.order-events.dlq`."""
+    to_commands = broker.publisher(settings.commands_topic, title="to_commands")
+    to_dead_letters = broker.publisher(settings.events_dlq_topic, title="to_order_events_dlq")
+
+    async def publish(command: Command) -> None:
+        await to_commands.publish(
+            CommandEnvelope.of(command).to_bytes(),
+            key=str(command.order_id).encode(),
+            correlation_id=str(command.command_id),
+        )
+
+    async def dead_letter(record: EventRecord, error: str) -> None:
+        await to_dead_letters.publish(
+            record.value,
+            key=record.key,
+            headers={
+                WORKER_HEADER: worker.name,
+                ERROR_HEADER: error[:1000],
+                "original_topic": record.topic,
+                "original_partition": str(record.partition),
+                "original_offset": str(record.offset),
+            },
+        )
+
+    worker: TreasuryWorker = worker_of(publish, dead_letter)
+
+    @broker.subscriber(
+        settings.events_topic,
+        group_id=group_of(settings, worker.mover.party),
+        batch=True,
+        max_records=200,
+        batch_timeout_ms=20,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"on_order_events ({worker.name})",
+    )
+    async def on_order_events(_: list[Any], msg: KafkaMessage) -> None:
+        """Commit only after every event of the batch is reported, parked or dead-lettered;
+        an infrastructure failure redelivers the batch, and what was done is not done twice."""
+        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        try:
+            await worker.handle_records([record_of(record) for record in raw])
+        except INFRASTRUCTURE_ERRORS:
+            log.exception("%s: infrastructure failure; the batch will be redelivered", worker.name)
+            await asyncio.sleep(1.0)
+            raise
+
+    return worker
+
+
+async def run(settings: Settings, party: Party) -> None:
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
         resources = await stack.enter_async_context(PostgresResourceDirectory(settings))
         await resources.create_schema()
-        client = CommandClient(settings, instance_id=which)
-        await client.start(replies=False)
-        stack.push_async_callback(client.stop)
+        parked = await stack.enter_async_context(PostgresParkedMovements(settings))
+        await parked.create_schema()
         ledger, chain = await stack.enter_async_context(open_money_movers(settings))
+        mover: Mover = (
+            EurTreasury(ledger, resources)
+            if party is Party.EUR_TREASURY
+            else UsdcChain(chain, resources)
+        )
 
         async def load_order(order_id: UUID) -> Order | None:
             return await asyncio.to_thread(orders.order, order_id)
 
-        async def publish(command: Command) -> None:
-            await client.publish(command)
-
-        worker: TreasuryWorker
-        if which == "eur-treasury":
-            worker = EurTreasuryWorker(
-                ledger=ledger, resources=resources, load_order=load_order, publish=publish
-            )
-            group = settings.eur_worker_group
-        else:
-            worker = UsdcChainWorker(
-                chain=chain, resources=resources, load_order=load_order, publish=publish
-            )
-            group = settings.chain_worker_group
-
         broker = KafkaBroker(
-            settings.kafka_bootstrap, client_id=f"otc-{which}", log_level=logging.DEBUG
+            settings.kafka_bootstrap,
+            client_id=f"otc-{party}",
+            enable_idempotence=True,
+            acks="all",
+            log_level=logging.DEBUG,
         )
-
-        @broker.subscriber(
-            settings.events_topic,
-            group_id=group,
-            batch=True,
-            max_records=200,
-            batch_timeout_ms=20,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+        worker = build(
+            settings,
+            broker,
+            lambda publish, dead_letter: TreasuryWorker(
+                mover,
+                load_order=load_order,
+                publish=publish,
+                parked=parked,
+                dead_letter=dead_letter,
+                policy=worker_policy(settings),
+            ),
         )
-        async def on_order_events(_: list[Any], msg: KafkaMessage) -> None:
-            """Commit only after every outcome of the batch is published; on a retryable failure
-            the batch comes again, and what was done already is not done twice."""
-            records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-            envelopes = []
-            for record in records:
-                try:
-                    envelopes.append(EventEnvelope.model_validate_json(record.value))
-                except ValidationError:
-                    log.exception(
-                        "%s: skipping an event that does not parse at offset %s",
-                        which,
-                        record.offset,
-                    )
-            await worker.handle_batch(envelopes)
-
         app = FastStream(broker, logger=log)
-        log.info("%s: consuming %s as group %s", which, settings.events_topic, group)
+
+        @app.after_startup
+        async def retry_parked_movements() -> None:
+            task = asyncio.create_task(worker.run_parked())
+            stack.callback(task.cancel)
+
+        log.info(
+            "%s: consuming %s as group %s", party, settings.events_topic, group_of(settings, party)
+        )
         await app.run()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.workers")
-    parser.add_argument("worker", choices=["eur-treasury", "usdc-chain"])
+    parser.add_argument("worker", choices=[party.value for party in Party])
     args = parser.parse_args()
     configure_logging()
-    asyncio.run(run(Settings(), args.worker))
+    asyncio.run(run(Settings(), Party(args.worker)))
 
 
 if __name__ == "__main__":

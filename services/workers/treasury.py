@@ -1,43 +1,47 @@
-"""The two treasury workers: they move money when an order event asks for it, and report the
-outcome as a command to the engine. They never write the event store.
+"""The treasury workers: they move money when an order event asks for it and report the outcome
+as a command to the engine. They never write the event store.
 
-Which event moves what (DESIGN.md section 2):
+Which event moves which leg, whose leg it is, how much and in which direction are domain tables
+(domain/movements.py); a worker is one party's `Mover` driven by this common flow:
 
-- eur-treasury, buy, `confirmed`: customer EUR account -> treasury, the source amount;
-  outcome RecordSourceDebit or RecordSourceDebitFailure.
-- eur-treasury, buy, `rejected`: treasury -> customer EUR account, the source amount (refund);
-  outcome RecordRefund.
-- eur-treasury, sell, `source_debited` or `payout_retried`: treasury -> customer EUR account,
-  the destination amount; outcome RecordPayout or RecordPayoutFailure.
-- usdc-chain, sell, `approved`: customer wallet -> treasury wallet, the source amount;
-  outcome RecordSourceDebit or RecordSourceDebitFailure.
-- usdc-chain, buy, `approved` or `payout_retried`: treasury wallet -> customer wallet, the
-  destination amount; outcome RecordPayout or RecordPayoutFailure.
+1. An event asks for a leg of an order this party moves; the worker reads the order and acts only
+   if it still waits for that leg (a redelivered event moves nothing).
+2. It moves under a deterministic reference (order, leg, attempt), so moving again after a crash
+   or a lost answer can never move twice, and reports under a deterministic command id.
+3. The outcome is *done*, *refused* (only the party's explicit refusals: then a failure outcome)
+   or *unknown*. Unknown is learned by reading the transfer back by its reference: booked is done,
+   absent is retried with the same reference. Still unknown, the movement is parked
+   (services/workers/parked.py) and retried in the background with capped backoff; past a bound
+   the order is flagged for operators (RecordMovementUnresolved). Never a failure.
 
-Exactly once, in effect: every movement carries a deterministic reference (order id, leg and
-payout attempt), so moving again after a crash returns the movement already made; every outcome
-carries a deterministic command id, so the engine takes it once. Before moving, a worker reads the
-order's current state and acts only if the order still waits for that movement: an event
-redelivered after its outcome was recorded moves nothing.
+An event the worker cannot handle (it does not parse, or handling it keeps failing for a reason
+of its own) is retried a bounded number of times without holding up other orders, then goes to
+the dead-letter topic with the worker's name and the error, and its offset is committed.
+Infrastructure failures (the event store, Kafka) are raised: the batch is redelivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
+
+from pydantic import ValidationError
 
 from domain import commands as c
 from domain.commands import ActorRef
-from domain.order import ActorKind, Order, Side, Status
-from domain.resources import FiatAccount, Wallet
-from services.adapters.ports import ChainPort, LedgerPort, Transfer, UpstreamRejectedError
-from services.contracts import EventEnvelope
-from services.resources.port import ResourceDirectory
+from domain.movements import MOVERS, TRIGGERS, reference
+from domain.order import Leg, Order, Side
+from services.adapters.ports import MovementRefusedError, MovementUnknownError, Transfer
+from services.contracts import EventEnvelope, event_type
+from services.engine.service import INFRASTRUCTURE_ERRORS, summarise
+from services.workers.movers import Instruction, Mover
+from services.workers.parked import Parked, ParkedMovements
 
 log = logging.getLogger(__name__)
 
@@ -47,235 +51,320 @@ CONCURRENT_ORDERS = 32
 Publish = Callable[[c.Command], Awaitable[None]]
 LoadOrder = Callable[[UUID], Awaitable[Order | None]]
 
+ASKED: dict[tuple[str, str], Leg] = {
+    (side.value, event_type(event.__name__)): leg for (side, event), leg in TRIGGERS.items()
+}
+"""(side, published event type) -> the leg that event asks for."""
+
 
 @dataclass(frozen=True)
-class Leg:
-    """One money movement an order waits for."""
+class EventRecord:
+    """An event as it came off Kafka: its bytes (dead-lettered as they are) and where."""
 
-    name: str  # debit, refund or payout
-    attempt: int
-    amount: Decimal
-
-    def reference(self, order_id: UUID) -> str:
-        suffix = f"-{self.attempt}" if self.name == "payout" else ""
-        return f"{order_id}-{self.name}{suffix}"
+    value: bytes
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
 
 
-class MovementRefusedError(Exception):
-    """The worker cannot even try: a resource is missing (a configuration fault)."""
+DeadLetter = Callable[[EventRecord, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Done:
+    transfer: Transfer
+
+
+@dataclass(frozen=True)
+class Refused:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    reason: str
+
+
+Outcome = Done | Refused | Unknown
+
+
+@dataclass(frozen=True)
+class WorkerPolicy:
+    event_attempts: int = 3
+    event_backoff_seconds: float = 0.2
+    movement_base_seconds: float = 1.0
+    movement_max_seconds: float = 60.0
+    flag_after: timedelta = timedelta(minutes=5)
+    lease: timedelta = timedelta(minutes=2)
+    batch_of_parked: int = 50
+
+    def next_try(self, tries: int, draw: Callable[[], float]) -> timedelta:
+        """Capped exponential backoff with jitter: between half and all of the step."""
+        step = min(self.movement_max_seconds, self.movement_base_seconds * 2.0**tries)
+        return timedelta(seconds=step * (0.5 + draw() / 2))
+
+
+class OrderMissingError(Exception):
+    """An event of an order the event store does not hold: this worker reads another store."""
 
 
 class TreasuryWorker:
-    """Shared flow: pick the leg an event asks for, check the order still waits for it, move,
-    report. Subclasses say which events concern them and how they move money."""
-
-    name: str = "worker"
-
-    def __init__(
-        self, *, resources: ResourceDirectory, load_order: LoadOrder, publish: Publish
+    def __init__(  # noqa: PLR0913 - the worker's ports
+        self,
+        mover: Mover,
+        *,
+        load_order: LoadOrder,
+        publish: Publish,
+        parked: ParkedMovements,
+        dead_letter: DeadLetter,
+        policy: WorkerPolicy | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        draw: Callable[[], float] = random.random,
     ) -> None:
-        self.resources = resources
+        self.mover = mover
+        self.name = mover.party.value
+        self.actor = ActorRef.system(self.name)
         self.load_order = load_order
         self.publish = publish
-        self.actor = ActorRef(kind=ActorKind.SYSTEM, id=self.name)
+        self.parked = parked
+        self.dead_letter = dead_letter
+        self.policy = policy or WorkerPolicy()
+        self.clock = clock
+        self.sleep = sleep
+        self.draw = draw
 
-    def leg_for(self, envelope: EventEnvelope, order: Order) -> Leg | None:
-        raise NotImplementedError
+    # ------------------------------------------------------------------ events
 
-    async def move(self, order: Order, leg: Leg) -> Transfer:
-        raise NotImplementedError
-
-    async def handle_batch(self, envelopes: Sequence[EventEnvelope]) -> None:
-        """Each order's events in order; different orders concurrently."""
-        by_order: dict[UUID, list[EventEnvelope]] = {}
-        for envelope in envelopes:
-            by_order.setdefault(envelope.order_id, []).append(envelope)
+    async def handle_records(self, records: Sequence[EventRecord]) -> None:
+        """Each order's events in order, different orders concurrently; returns once every
+        event is handled, parked or dead-lettered."""
+        by_order: dict[UUID, list[tuple[EventRecord, EventEnvelope]]] = {}
+        for record in records:
+            try:
+                envelope = EventEnvelope.model_validate_json(record.value)
+            except ValidationError as error:
+                await self.dead_letter(record, f"{self.name}: unparseable: {summarise(error)}")
+                continue
+            by_order.setdefault(envelope.order_id, []).append((record, envelope))
         gate = asyncio.Semaphore(CONCURRENT_ORDERS)
 
-        async def one_order(events: list[EventEnvelope]) -> None:
+        async def one_order(events: list[tuple[EventRecord, EventEnvelope]]) -> None:
             async with gate:
-                for envelope in events:
-                    await self.handle(envelope)
+                for record, envelope in events:
+                    await self.guarded(record, envelope)
 
         await asyncio.gather(*(one_order(events) for events in by_order.values()))
 
+    async def guarded(self, record: EventRecord, envelope: EventEnvelope) -> None:
+        """One event, retried a bounded number of times, then dead-lettered."""
+        attempts = self.policy.event_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.handle(envelope)
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as error:  # noqa: BLE001 - any other failure is this event's own
+                log.warning(
+                    "%s: event %s failed (try %d of %d): %s",
+                    self.name,
+                    envelope.event_id,
+                    attempt,
+                    attempts,
+                    summarise(error),
+                )
+                failure = error
+                if attempt < attempts:
+                    await self.sleep(self.policy.event_backoff_seconds * 2 ** (attempt - 1))
+            else:
+                return
+        message = f"{self.name}: failed {attempts} times: {summarise(failure)}"
+        log.error("%s: dead-lettering event %s: %s", self.name, envelope.event_id, message)
+        await self.dead_letter(record, message)
+
+    def leg_asked(self, envelope: EventEnvelope) -> Leg | None:
+        """The leg this event asks this worker to move, if any."""
+        leg = ASKED.get((envelope.side, envelope.type))
+        if leg is None or MOVERS.get((Side(envelope.side), leg)) is not self.mover.party:
+            return None
+        return leg
+
     async def handle(self, envelope: EventEnvelope) -> None:
-        if not self.concerns(envelope):
+        leg = self.leg_asked(envelope)
+        if leg is None:
             return
         order = await self.load_order(envelope.order_id)
         if order is None:
-            log.warning(
-                "%s: order %s of event %s not found",
-                self.name,
-                envelope.order_id,
-                envelope.event_id,
+            raise OrderMissingError(f"order {envelope.order_id} is not in the event store")
+        await self.progress(order, leg, None)
+
+    # ------------------------------------------------------------------ one leg
+
+    async def progress(self, order: Order, leg: Leg, parked: Parked | None) -> None:
+        """Move a leg the order waits for and report the outcome, or park (or keep) it when
+        the outcome is unknown. A parked movement the order no longer waits for is forgotten."""
+        attempt = order.attempt_of(leg)
+        if not order.waits_for(leg) or (parked is not None and parked.attempt != attempt):
+            if parked is not None:
+                await self.parked.settle(self.name, parked)
+            return
+        instruction = await self.mover.instruction(order, leg)
+        outcome = await self.settle(instruction, reference(order.id, leg, attempt))
+        if isinstance(outcome, Unknown):
+            await self.unresolved(order, leg, attempt, outcome.reason, parked)
+            return
+        await self.publish(self.outcome_command(order, leg, attempt, outcome))
+        if parked is not None:
+            await self.parked.settle(self.name, parked)
+            log.info(
+                "%s: %s of order %s resolved after %d tries", self.name, leg, order.id, parked.tries
             )
-            return
-        leg = self.leg_for(envelope, order)
-        if leg is None:
-            return  # the order no longer waits for this movement: it was reported already
+
+    async def settle(self, instruction: Instruction, ref: str) -> Outcome:
+        """Move, and when the answer does not say what happened, read the transfer back."""
         try:
-            transfer = await self.move(order, leg)
-        except UpstreamRejectedError as refusal:
-            log.info("%s: %s of order %s refused: %s", self.name, leg.name, order.id, refusal.code)
-            outcome = self.failure(order, leg, f"{refusal.code}: {refusal}")
-        except MovementRefusedError:
-            # Not this event's fault and not retryable by waiting: skip it loudly. The order
-            # stays in its pending status, where operators see it.
-            log.exception("%s: cannot move money for order %s", self.name, order.id)
+            return Done(await self.mover.execute(instruction, ref))
+        except MovementRefusedError as refusal:
+            return Refused(refusal.code, str(refusal))
+        except MovementUnknownError as unknown:
+            reason = str(unknown)
+        try:
+            found = await self.mover.find(ref)
+        except MovementUnknownError as unreadable:
+            return Unknown(f"{reason}; reading it back: {unreadable}")
+        if found is None:
+            return Unknown(f"{reason}; not booked (yet): retrying the same reference")
+        if not instruction.matches(found):
+            return Unknown(f"{reason}; booked under our reference, but not as asked")
+        return Done(found)
+
+    async def unresolved(
+        self, order: Order, leg: Leg, attempt: int, reason: str, parked: Parked | None
+    ) -> None:
+        now = self.clock()
+        if parked is None:
+            first = Parked(
+                order_id=order.id,
+                leg=leg,
+                attempt=attempt,
+                first_seen=now,
+                next_try=now + self.policy.next_try(0, self.draw),
+                last_error=reason,
+            )
+            await self.parked.park(self.name, first)
+            log.warning("%s: %s of order %s unknown; parked: %s", self.name, leg, order.id, reason)
             return
-        else:
-            outcome = self.success(order, leg, transfer)
-        if outcome is not None:
-            await self.publish(outcome)
-
-    def concerns(self, envelope: EventEnvelope) -> bool:
-        raise NotImplementedError
-
-    def _common(self, order: Order, leg: Leg, outcome: str) -> dict[str, object]:
-        return {
-            "command_id": uuid5(
-                OUTCOME_NAMESPACE, f"{order.id}:{leg.name}:{leg.attempt}:{outcome}"
+        flag = not parked.flagged and now - parked.first_seen >= self.policy.flag_after
+        if flag:
+            await self.publish(self.flag_command(order, leg, attempt, reason))
+            log.error(
+                "%s: %s of order %s still unknown after %s; flagged for operators: %s",
+                self.name,
+                leg,
+                order.id,
+                now - parked.first_seen,
+                reason,
+            )
+        tries = parked.tries + 1
+        await self.parked.reschedule(
+            self.name,
+            replace(
+                parked,
+                tries=tries,
+                next_try=now + self.policy.next_try(tries, self.draw),
+                flagged=parked.flagged or flag,
+                last_error=reason,
             ),
+        )
+
+    # ------------------------------------------------------------------ parked movements
+
+    async def retry_parked(self) -> int:
+        """One round over the parked movements that are due; how many were due."""
+        now = self.clock()
+        due = await self.parked.claim_due(
+            self.name, now, self.policy.lease, self.policy.batch_of_parked
+        )
+        gate = asyncio.Semaphore(CONCURRENT_ORDERS)
+
+        async def one(parked: Parked) -> None:
+            async with gate:
+                order = await self.load_order(parked.order_id)
+                if order is None:
+                    await self.parked.settle(self.name, parked)
+                    return
+                try:
+                    await self.progress(order, parked.leg, parked)
+                except INFRASTRUCTURE_ERRORS:
+                    raise
+                except Exception as error:  # noqa: BLE001 - kept parked, retried later
+                    await self.unresolved(
+                        order, parked.leg, parked.attempt, summarise(error), parked
+                    )
+
+        await asyncio.gather(*(one(parked) for parked in due))
+        return len(due)
+
+    async def run_parked(self, interval_seconds: float = 1.0) -> None:
+        """Retry parked movements until cancelled; an outage only delays them."""
+        while True:
+            try:
+                await self.retry_parked()
+            except Exception:
+                log.exception("%s: retrying parked movements failed; trying again", self.name)
+            await self.sleep(interval_seconds)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _common(self, order: Order, leg: Leg, attempt: int, outcome: str) -> dict[str, Any]:
+        return {
+            "command_id": uuid5(OUTCOME_NAMESPACE, f"{order.id}:{leg.value}:{attempt}:{outcome}"),
             "order_id": order.id,
             "customer_id": order.customer_id,
             "actor": self.actor,
-            "issued_at": datetime.now(UTC),
+            "issued_at": self.clock(),
         }
 
-    def success(self, order: Order, leg: Leg, transfer: Transfer) -> c.Command:
-        common = self._common(order, leg, "done")
-        if leg.name == "debit":
-            return c.RecordSourceDebit(**common, reference=transfer.external_id)
-        if leg.name == "refund":
-            return c.RecordRefund(**common, reference=transfer.external_id)
-        return c.RecordPayout(**common, attempt=leg.attempt, reference=transfer.external_id)
+    def outcome_command(
+        self, order: Order, leg: Leg, attempt: int, outcome: Done | Refused
+    ) -> c.Command:
+        if isinstance(outcome, Done):
+            common = self._common(order, leg, attempt, "done")
+            return SUCCESS[leg](common, attempt, outcome.transfer.external_id)
+        common = self._common(order, leg, attempt, "failed")
+        return FAILURE[leg](common, attempt, f"{outcome.code}: {outcome.message}"[:500])
 
-    def failure(self, order: Order, leg: Leg, reason: str) -> c.Command | None:
-        common = self._common(order, leg, "failed")
-        if leg.name == "debit":
-            return c.RecordSourceDebitFailure(**common, reason=reason[:500])
-        if leg.name == "payout":
-            return c.RecordPayoutFailure(**common, attempt=leg.attempt, reason=reason[:500])
-        # A refund out of the treasury has no failure outcome: the order stays refund_pending
-        # for operators, and the log says why.
-        log.error("%s: refund of order %s refused: %s", self.name, order.id, reason)
-        return None
-
-
-def waits_for(order: Order, status: Status) -> bool:
-    return order.status is status
-
-
-class EurTreasuryWorker(TreasuryWorker):
-    name = "eur-treasury"
-
-    def __init__(
-        self,
-        *,
-        ledger: LedgerPort,
-        resources: ResourceDirectory,
-        load_order: LoadOrder,
-        publish: Publish,
-    ) -> None:
-        super().__init__(resources=resources, load_order=load_order, publish=publish)
-        self.ledger = ledger
-
-    def concerns(self, envelope: EventEnvelope) -> bool:
-        if envelope.side == Side.BUY:
-            return envelope.type in {"order.confirmed", "order.rejected"}
-        return envelope.type in {"order.source_debited", "order.payout_retried"}
-
-    def leg_for(self, envelope: EventEnvelope, order: Order) -> Leg | None:
-        if order.side is Side.BUY and envelope.type == "order.confirmed":
-            return (
-                Leg("debit", 1, order.source_amount)
-                if waits_for(order, Status.DEBIT_PENDING)
-                else None
-            )
-        if order.side is Side.BUY and envelope.type == "order.rejected":
-            return (
-                Leg("refund", 1, order.source_amount)
-                if waits_for(order, Status.REFUND_PENDING)
-                else None
-            )
-        if order.side is Side.SELL and waits_for(order, Status.PAYOUT_PENDING):
-            return Leg("payout", order.payout_attempt, order.destination_amount)
-        return None
-
-    async def move(self, order: Order, leg: Leg) -> Transfer:
-        treasury = await self.resources.treasury_account()
-        if treasury is None:
-            raise MovementRefusedError("no EUR treasury account is configured")
-        customer_account_id = order.source_id if order.side is Side.BUY else order.destination_id
-        customer = (await self.resources.accounts([customer_account_id])).get(customer_account_id)
-        if customer is None:
-            raise MovementRefusedError(
-                f"account {customer_account_id} of order {order.id} not found"
-            )
-        source, target = self._direction(leg, customer, treasury)
-        return await self.ledger.transfer(
-            reference=leg.reference(order.id),
-            from_account=source.id,
-            to_account=target.id,
-            amount=leg.amount,
-        )
-
-    @staticmethod
-    def _direction(
-        leg: Leg, customer: FiatAccount, treasury: FiatAccount
-    ) -> tuple[FiatAccount, FiatAccount]:
-        return (customer, treasury) if leg.name == "debit" else (treasury, customer)
-
-
-class UsdcChainWorker(TreasuryWorker):
-    name = "usdc-chain"
-
-    def __init__(
-        self,
-        *,
-        chain: ChainPort,
-        resources: ResourceDirectory,
-        load_order: LoadOrder,
-        publish: Publish,
-    ) -> None:
-        super().__init__(resources=resources, load_order=load_order, publish=publish)
-        self.chain = chain
-
-    def concerns(self, envelope: EventEnvelope) -> bool:
-        if envelope.side == Side.SELL:
-            return envelope.type == "order.approved"
-        return envelope.type in {"order.approved", "order.payout_retried"}
-
-    def leg_for(self, envelope: EventEnvelope, order: Order) -> Leg | None:
-        if order.side is Side.SELL:
-            debit_due = envelope.type == "order.approved" and waits_for(order, Status.DEBIT_PENDING)
-            return Leg("debit", 1, order.source_amount) if debit_due else None
-        if waits_for(order, Status.PAYOUT_PENDING):
-            return Leg("payout", order.payout_attempt, order.destination_amount)
-        return None
-
-    async def move(self, order: Order, leg: Leg) -> Transfer:
-        wallet_id = order.source_id if order.side is Side.SELL else order.destination_id
-        customer = (await self.resources.wallets([wallet_id])).get(wallet_id)
-        if customer is None or customer.usdc_address is None:
-            raise MovementRefusedError(
-                f"wallet {wallet_id} of order {order.id} has no USDC address"
-            )
-        treasury = await self.resources.treasury_wallet(customer.network)
-        if treasury is None or treasury.usdc_address is None:
-            raise MovementRefusedError(f"no treasury wallet on {customer.network}")
-        source, target = (customer, treasury) if leg.name == "debit" else (treasury, customer)
-        return await self.chain.transfer(
-            reference=leg.reference(order.id),
-            network=customer.network,
-            from_address=address_of(source),
-            to_address=address_of(target),
-            amount=leg.amount,
+    def flag_command(self, order: Order, leg: Leg, attempt: int, reason: str) -> c.Command:
+        return c.RecordMovementUnresolved(
+            **self._common(order, leg, attempt, "unresolved"),
+            leg=leg,
+            attempt=attempt,
+            reason=reason[:500],
         )
 
 
-def address_of(wallet: Wallet) -> str:
-    if wallet.usdc_address is None:
-        raise MovementRefusedError(f"wallet {wallet.id} has no USDC address")
-    return wallet.usdc_address
+Report = Callable[[dict[str, Any], int, str], c.Command]
+
+SUCCESS: dict[Leg, Report] = {
+    Leg.DEBIT: lambda common, _, ref: c.RecordSourceDebit(**common, reference=ref),
+    Leg.REFUND: lambda common, attempt, ref: c.RecordRefund(
+        **common, attempt=attempt, reference=ref
+    ),
+    Leg.PAYOUT: lambda common, attempt, ref: c.RecordPayout(
+        **common, attempt=attempt, reference=ref
+    ),
+}
+"""The outcome command of a movement done: (envelope, attempt, party's reference)."""
+
+FAILURE: dict[Leg, Report] = {
+    Leg.DEBIT: lambda common, _, why: c.RecordSourceDebitFailure(**common, reason=why),
+    Leg.REFUND: lambda common, attempt, why: c.RecordRefundFailure(
+        **common, attempt=attempt, reason=why
+    ),
+    Leg.PAYOUT: lambda common, attempt, why: c.RecordPayoutFailure(
+        **common, attempt=attempt, reason=why
+    ),
+}
+"""The outcome command of a movement refused: (envelope, attempt, the party's refusal)."""

@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from tests.conftest import drop_database, unique_name
 from tests.support import LOGS, Process
 
 QUOTE_TTL_SECONDS = 8
+DUAL_CONTROL_EUR = Decimal("5000.00")
+"""Orders from this EUR value need two operators (lower than the default, to test it cheaply)."""
 
 
 def free_port() -> int:
@@ -86,6 +89,7 @@ async def system(stack_settings: Settings) -> AsyncIterator[System]:
         "replies_topic": unique_name("e2e-replies"),
         "events_topic": unique_name("e2e-events"),
         "dlq_topic": unique_name("e2e-dlq"),
+        "events_dlq_topic": unique_name("e2e-events-dlq"),
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap)
     await admin.start()
@@ -103,6 +107,7 @@ async def system(stack_settings: Settings) -> AsyncIterator[System]:
             "chain_url": f"http://127.0.0.1:{ports['chain']}",
             "gateway_port": ports["gateway"],
             "quote_ttl_seconds": QUOTE_TTL_SECONDS,
+            "dual_control_eur": DUAL_CONTROL_EUR,
             "upstreams": "sandbox",
             "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
         },
@@ -141,4 +146,11 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
-__all__ = ["QUOTE_TTL_SECONDS", "Path", "System", "new_key", "server_side_identifiers"]
+__all__ = [
+    "DUAL_CONTROL_EUR",
+    "QUOTE_TTL_SECONDS",
+    "Path",
+    "System",
+    "new_key",
+    "server_side_identifiers",
+]

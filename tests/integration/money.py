@@ -16,6 +16,7 @@ import httpx
 from pydantic import SecretStr
 
 from domain.order import FINAL, Order, Status
+from domain.resources import FiatAccount
 from services.engine.app import Orders, open_orders
 from services.resources.store import PostgresResourceDirectory
 from services.sandbox import bank, chain, provider
@@ -24,7 +25,7 @@ from services.settings import Settings
 from services.supervisor import PROVIDER_SCOPES, TREASURY_ADDRESSES, set_up_money
 from tests.support import Customer, Process, unique_wallet_address
 
-SETTLED = FINAL | {Status.PAYOUT_FAILED}
+SETTLED = FINAL | {Status.PAYOUT_FAILED, Status.REFUND_FAILED}
 
 
 @dataclass
@@ -86,11 +87,14 @@ class MoneySystem:
         response = await self.chain.get(f"/balances/{network}/{address}")
         return Decimal(response.json()["balance"])
 
-    async def treasury_eur(self) -> Decimal:
+    async def treasury_account(self) -> FiatAccount:
         async with PostgresResourceDirectory(self.settings) as directory:
             account = await directory.treasury_account()
         assert account is not None
-        return await self.eur_balance(account.id)
+        return account
+
+    async def treasury_eur(self) -> Decimal:
+        return await self.eur_balance((await self.treasury_account()).id)
 
     async def treasury_usdc(self, network: str) -> Decimal:
         return await self.usdc_balance(network, TREASURY_ADDRESSES[network])  # type: ignore[index]

@@ -730,13 +730,19 @@ def checked_live_rate(live_rate: Decimal) -> Decimal:
         ) from None
 
 
+def plain(rate: Decimal) -> str:
+    """A rate without trailing zeros or exponent, for people."""
+    return format(rate.normalize(), "f")
+
+
 def check_within_collar(rate: Decimal, live_rate: Decimal, collar_bps: int) -> None:
     low, high = collar(live_rate, collar_bps)
     if not low <= rate <= high:
         raise DomainError(
             ErrorCode.RATE_OUTSIDE_COLLAR,
-            f"the rate {rate} is outside the collar of {collar_bps} bps around the live rate "
-            f"{live_rate}: allowed {low} to {high} (an override with a reason can approve it)",
+            f"the rate {plain(rate)} is outside the collar of {collar_bps} bps around the live "
+            f"rate {plain(live_rate)}: allowed {plain(low)} to {plain(high)} (an override with a "
+            "reason can approve it)",
             field="rate",
         )
 

@@ -15,7 +15,11 @@ import pytest
 
 from services.adapters.bank import HttpLedger
 from services.adapters.http import RetryPolicy, upstream_client
-from services.adapters.ports import UpstreamRejectedError, UpstreamUnavailableError
+from services.adapters.ports import (
+    MovementRefusedError,
+    MovementUnknownError,
+    UpstreamRejectedError,
+)
 from services.sandbox.bank import create_app
 from services.settings import Settings
 from tests.integration.sandboxes import FAST_RETRY, fund_account, over_http, set_faults, totals
@@ -114,15 +118,32 @@ async def test_insufficient_funds_surfaces_as_a_permanent_refusal(bank: Bank) ->
     assert await bank.balance(bank.customer) == Decimal("100.00")
 
 
-async def test_a_reference_reused_for_another_amount_is_a_permanent_conflict(bank: Bank) -> None:
-    await bank.ledger.transfer(
+async def test_a_closed_account_is_a_refusal_that_moves_nothing(bank: Bank) -> None:
+    assert (await bank.admin.post(f"/admin/accounts/{bank.customer}/close")).is_success
+
+    with pytest.raises(MovementRefusedError) as refused:
+        await bank.ledger.transfer(
+            reference="order-3b:refund-1",
+            from_account=bank.treasury,
+            to_account=bank.customer,
+            amount=Decimal("1.00"),
+        )
+
+    assert refused.value.code == "ACCOUNT_CLOSED"
+    assert await bank.ledger.find_transfer("order-3b:refund-1") is None
+
+
+async def test_a_reference_reused_for_another_amount_is_an_unknown_outcome_not_a_refusal(
+    bank: Bank,
+) -> None:
+    first = await bank.ledger.transfer(
         reference="order-4:debit",
         from_account=bank.customer,
         to_account=bank.treasury,
         amount=Decimal("1.00"),
     )
 
-    with pytest.raises(UpstreamRejectedError) as refused:
+    with pytest.raises(MovementUnknownError, match="409 REFERENCE_CONFLICT"):
         await bank.ledger.transfer(
             reference="order-4:debit",
             from_account=bank.customer,
@@ -130,13 +151,38 @@ async def test_a_reference_reused_for_another_amount_is_a_permanent_conflict(ban
             amount=Decimal("2.00"),
         )
 
-    assert refused.value.code == "REFERENCE_CONFLICT"
+    assert await bank.ledger.find_transfer("order-4:debit") == first
 
 
-async def test_an_outage_is_unavailable_and_moves_nothing(bank: Bank) -> None:
+@pytest.mark.parametrize("fault", ["garbledRate", "conflictRate"])
+async def test_an_answer_that_says_nothing_is_unknown_and_the_transfer_reads_back(
+    bank: Bank, fault: str
+) -> None:
+    await set_faults(bank.admin, **{fault: 1.0})
+
+    with pytest.raises(MovementUnknownError):
+        await bank.ledger.transfer(
+            reference="order-4b:debit",
+            from_account=bank.customer,
+            to_account=bank.treasury,
+            amount=Decimal("3.00"),
+        )
+    found = await bank.ledger.find_transfer("order-4b:debit")
+    await bank.admin.delete("/admin/faults")
+
+    assert found is not None
+    assert (found.source, found.target, found.amount) == (
+        str(bank.customer),
+        str(bank.treasury),
+        Decimal("3.00"),
+    )
+    assert [t.reference async for t in bank.ledger.statement()] == ["order-4b:debit"]
+
+
+async def test_an_outage_is_an_unknown_outcome_and_moves_nothing(bank: Bank) -> None:
     await set_faults(bank.admin, down=True)
 
-    with pytest.raises(UpstreamUnavailableError):
+    with pytest.raises(MovementUnknownError):
         await bank.ledger.transfer(
             reference="order-5:debit",
             from_account=bank.customer,
@@ -148,14 +194,14 @@ async def test_an_outage_is_unavailable_and_moves_nothing(bank: Bank) -> None:
     assert await bank.balance(bank.customer) == Decimal("100.00")
 
 
-async def test_a_bank_that_does_not_listen_is_unavailable() -> None:
+async def test_a_bank_that_does_not_listen_is_an_unknown_outcome() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     async with upstream_client(f"http://127.0.0.1:{port}", timeout_seconds=1) as client:
         ledger = HttpLedger(client, retry=RetryPolicy(max_attempts=2, base_delay_seconds=0.001))
 
-        with pytest.raises(UpstreamUnavailableError, match="network"):
+        with pytest.raises(MovementUnknownError, match="network"):
             await ledger.transfer(
                 reference="order-6:debit",
                 from_account=uuid.uuid4(),

@@ -10,7 +10,17 @@ from eventsourcing.application import Application
 
 from domain.errors import DomainError, ErrorCode
 from domain.money import Currency
-from domain.order import Actor, ActorKind, ApprovalRequest, Cause, Order, Side, Status
+from domain.order import (
+    Actor,
+    ActorKind,
+    ApprovalControls,
+    ApprovalRequest,
+    Cause,
+    Leg,
+    Order,
+    Side,
+    Status,
+)
 from domain.views import OrderView
 from tests.unit.strategies import (
     ANY_RATE,
@@ -19,6 +29,7 @@ from tests.unit.strategies import (
     LIMITS,
     OPERATOR,
     QUOTE_TTL,
+    SECOND_OPERATOR,
     SWEEPER,
     T0,
     WORKER,
@@ -825,3 +836,162 @@ def test_view_after_approval_shows_final_rate_and_indicative_quote(desk: Desk) -
     assert (body["indicativeRate"], body["indicativeDestinationAmount"]) == ("1.08", "1078.380000")
     assert body["status"] == "payout_pending"
     assert "lp-final" not in str(body)
+
+
+# ---------------------------------------------------------------- approval controls
+
+
+CONTROLS = ApprovalControls(collar_bps=200, dual_control_eur=Decimal("100000.00"))
+
+
+def pending_buy(desk: Desk, amount: str = "1000.00") -> Order:
+    order = new_order(Side.BUY, amount, "1.08", "0")
+    order.confirm(Side.BUY, None, desk.cause())
+    order.record_source_debit("debit-1", desk.cause(WORKER))
+    return order
+
+
+def operator_rate(rate: str, live: str = "1.08", **override: object) -> ApprovalRequest:
+    return ApprovalRequest(
+        rate=Decimal(rate),
+        live_rate=Decimal(live),
+        provider_quote_id="lp-live",
+        override=bool(override.get("override", False)),
+        reason=override.get("reason"),  # type: ignore[arg-type]
+    )
+
+
+def test_a_rate_outside_the_collar_is_refused_with_the_live_rate_and_the_range(desk: Desk) -> None:
+    order = pending_buy(desk)
+    before = state_of(order)
+
+    error = refused(
+        lambda: order.approve(operator_rate("10.75"), CONTROLS, desk.cause(OPERATOR)),
+        ErrorCode.RATE_OUTSIDE_COLLAR,
+    )
+
+    assert error.status == 422
+    assert "live rate 1.08: allowed 1.0584 to 1.1016" in error.message
+    assert state_of(order) == before
+
+
+def test_the_collar_includes_both_of_its_ends(desk: Desk) -> None:
+    for rate in ("1.0584", "1.1016"):
+        order = pending_buy(desk)
+        order.approve(operator_rate(rate), CONTROLS, desk.cause(OPERATOR))
+        assert order.rate == Decimal(rate)
+    order = pending_buy(desk)
+    refused(
+        lambda: order.approve(operator_rate("1.0583999999"), CONTROLS, desk.cause(OPERATOR)),
+        ErrorCode.RATE_OUTSIDE_COLLAR,
+    )
+
+
+def test_an_override_with_a_reason_approves_outside_the_collar_and_is_recorded(
+    desk: Desk,
+) -> None:
+    order = pending_buy(desk)
+
+    order.approve(
+        operator_rate("1.20", override=True, reason="desk call with the LP"),
+        CONTROLS,
+        desk.cause(OPERATOR),
+    )
+
+    approved = order.pending_events[-1]
+    assert isinstance(approved, Order.Approved)
+    assert (approved.override, approved.override_reason) == (True, "desk call with the LP")
+    assert approved.live_rate == Decimal("1.08")
+    assert (approved.actor_id, approved.actor_name) == (OPERATOR.id, OPERATOR.name)
+    assert approved.provider_quote_id is None  # an operator's own rate is no provider quote
+
+
+@pytest.mark.parametrize("reason", [None, "", "   "])
+def test_an_override_without_a_reason_is_refused(desk: Desk, reason: str | None) -> None:
+    order = pending_buy(desk)
+
+    error = refused(
+        lambda: order.approve(
+            operator_rate("1.20", override=True, reason=reason), CONTROLS, desk.cause(OPERATOR)
+        ),
+        ErrorCode.VALIDATION_ERROR,
+    )
+
+    assert error.field == "reason"
+
+
+def test_an_order_under_dual_control_needs_a_second_different_operator(desk: Desk) -> None:
+    order = pending_buy(desk, "100000.00")
+
+    order.approve(at_live("1.08"), CONTROLS, desk.cause(OPERATOR))
+    assert order.status is Status.PENDING_APPROVAL
+    assert isinstance(order.pending_events[-1], Order.ApprovalRecorded)
+    refused(
+        lambda: order.approve(at_live("1.08"), CONTROLS, desk.cause(OPERATOR)),
+        ErrorCode.SAME_APPROVER,
+    )
+    order.approve(at_live("1.081"), CONTROLS, desk.cause(SECOND_OPERATOR))
+
+    assert (order.status, order.rate) == (Status.PAYOUT_PENDING, Decimal("1.081"))
+
+
+def test_an_order_just_below_the_dual_control_threshold_needs_one_operator(desk: Desk) -> None:
+    order = pending_buy(desk, "99999.99")
+
+    order.approve(at_live("1.08"), CONTROLS, desk.cause(OPERATOR))
+
+    assert order.status is Status.PAYOUT_PENDING
+
+
+def test_a_sell_is_under_dual_control_by_its_indicative_eur_value(desk: Desk) -> None:
+    order = new_order(Side.SELL, "110000.000000", "0.92", "0")
+    order.confirm(Side.SELL, None, desk.cause())
+
+    order.approve(at_live("0.92"), CONTROLS, desk.cause(OPERATOR))
+
+    assert order.status is Status.PENDING_APPROVAL  # 101,200.00 EUR indicative
+
+
+def test_either_operator_may_reject_after_a_first_approval(desk: Desk) -> None:
+    order = pending_buy(desk, "150000.00")
+    order.approve(at_live("1.08"), CONTROLS, desk.cause(OPERATOR))
+
+    order.reject("AML", desk.cause(SECOND_OPERATOR))
+
+    assert order.status is Status.REFUND_PENDING
+
+
+# ---------------------------------------------------------------- refunds and flagged movements
+
+
+def test_a_refused_refund_fails_and_a_retry_refunds_under_a_new_attempt(desk: Desk) -> None:
+    order = order_in(Side.BUY, Status.REFUND_PENDING, desk)
+
+    order.record_refund_failure(1, "ACCOUNT_CLOSED", desk.cause(WORKER))
+    assert order.status == Status.REFUND_FAILED
+    order.record_refund_failure(1, "ACCOUNT_CLOSED", desk.cause(WORKER))  # a repeat: no-op
+    order.retry_refund(desk.cause(OPERATOR))
+    assert (order.status, order.refund_attempt) == (Status.REFUND_PENDING, 2)
+    refused(
+        lambda: order.record_refund(1, "late", desk.cause(WORKER)), ErrorCode.INVALID_TRANSITION
+    )
+    order.record_refund(2, "refund-2", desk.cause(WORKER))
+
+    assert (order.status, order.refund_reference) == (Status.REJECTED, "refund-2")
+
+
+def test_an_unresolved_movement_flags_the_order_without_changing_its_status(desk: Desk) -> None:
+    order = order_in(Side.BUY, Status.DEBIT_PENDING, desk)
+
+    order.record_movement_unresolved(Leg.DEBIT, 1, "timeout", desk.cause(WORKER))
+    order.record_movement_unresolved(Leg.DEBIT, 1, "timeout", desk.cause(WORKER))
+
+    assert order.status is Status.DEBIT_PENDING
+    assert order.unresolved == (Leg.DEBIT, 1)
+    assert sum(isinstance(e, Order.MovementUnresolved) for e in order.pending_events) == 1
+    refused(
+        lambda: order.record_movement_unresolved(Leg.PAYOUT, 1, "x", desk.cause(WORKER)),
+        ErrorCode.INVALID_TRANSITION,
+    )
+    debit(order, desk)
+    assert order.unresolved is None

@@ -78,11 +78,6 @@ class Command(BaseModel):
         """The leg whose outcome this command reports (a worker's outcome), or None."""
         return None
 
-    def fingerprint_payload(self) -> dict[str, object]:
-        """What identifies the request behind an idempotency key: type, target and payload."""
-        envelope = {"command_id", "customer_id", "actor", "idempotency_key", "issued_at"}
-        return {"type": type(self).__name__, **self.model_dump(mode="json", exclude=envelope)}
-
 
 class RequestQuote(Command):
     type: Literal["RequestQuote"] = "RequestQuote"
@@ -90,12 +85,6 @@ class RequestQuote(Command):
     source_id: UUID
     destination_id: UUID
     source_amount: DecimalText
-
-    def fingerprint_payload(self) -> dict[str, object]:
-        # A retried quote carries a new order id: the key, not the id, names the request.
-        payload = super().fingerprint_payload()
-        payload.pop("order_id")
-        return payload
 
 
 class Requote(Command):

@@ -86,18 +86,6 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
-# Failures of an outside party or of the platform: a retry may succeed, so their replies are
-# never stored against an idempotency key.
-TRANSIENT_CODES = frozenset(
-    {
-        ErrorCode.BALANCE_UNAVAILABLE,
-        ErrorCode.QUOTE_UNAVAILABLE,
-        ErrorCode.COMMAND_TIMEOUT,
-        ErrorCode.INTERNAL_ERROR,
-        ErrorCode.IDEMPOTENCY_KEY_IN_USE,
-    },
-)
-
 
 class DomainError(Exception):
     """A refused command or request: a stable code, a message for people, the field at fault."""

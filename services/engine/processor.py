@@ -27,8 +27,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
 from domain import commands as c
-from domain.errors import TRANSIENT_CODES, DomainError, ErrorCode
-from domain.idempotency import IdempotencyKey, fingerprint, key_id
+from domain.errors import DomainError, ErrorCode
+from domain.idempotency import IdempotencyKey, keeps, key_id, request_fingerprint
 from domain.order import Order, Side
 from domain.views import OrderView
 from services.adapters.ports import Price, PricingPort, UpstreamError, WalletBalancePort
@@ -280,7 +280,7 @@ class CommandProcessor:
         if cmd.idempotency_key is None:
             return self._run(cmd, batch)
         kid = key_id(cmd.customer_id, cmd.idempotency_key)
-        request = fingerprint(cmd.fingerprint_payload())
+        request = request_fingerprint(cmd)
         record = batch.ws.keys.get(kid)
         if record is not None:
             try:
@@ -289,7 +289,7 @@ class CommandProcessor:
                 return Result(cmd, error=error)
             return Result(cmd, replayed=True, stored_reply=record.reply)
         result = self._run(cmd, batch)
-        if result.error is None or result.error.code not in TRANSIENT_CODES:
+        if keeps(result.error):
             record = IdempotencyKey.use(
                 customer_id=cmd.customer_id,
                 key=cmd.idempotency_key,

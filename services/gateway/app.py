@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain import commands as c
 from domain.commands import ActorRef
 from domain.errors import DomainError, ErrorCode
+from domain.idempotency import parse_key
 from domain.money import parse_amount
 from domain.order import Order, Side, Status
 from domain.resources import is_eligible_account, is_eligible_wallet
@@ -62,7 +63,6 @@ from services.gateway.schemas import (
 from services.resources.port import ResourceDirectory
 
 IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
-UUID_VERSION = 4
 READ_YOUR_WRITES_SECONDS = 2.0
 PENDING_QUEUE = (Status.PENDING_APPROVAL,)
 
@@ -165,17 +165,10 @@ Operator = Annotated[Principal, Depends(scope(Scope.OPERATE))]
 
 
 def optional_key(idempotency_key: str | None) -> UUID | None:
-    if idempotency_key is None:
-        return None
     try:
-        key = UUID(idempotency_key)
-    except ValueError:
-        raise ApiError(
-            ErrorCode.IDEMPOTENCY_KEY_INVALID, "Idempotency-Key must be a UUID v4"
-        ) from None
-    if key.version != UUID_VERSION or str(key) != idempotency_key.lower():
-        raise ApiError(ErrorCode.IDEMPOTENCY_KEY_INVALID, "Idempotency-Key must be a UUID v4")
-    return key
+        return parse_key(idempotency_key)
+    except DomainError as error:
+        raise ApiError(error.code, error.message) from None
 
 
 IdempotencyKey = Annotated[

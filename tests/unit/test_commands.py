@@ -20,6 +20,7 @@ from domain.commands import (
     RecordPayoutFailure,
     RequestQuote,
 )
+from domain.idempotency import request_payload
 from domain.order import Actor, ActorKind, Side
 
 ENVELOPE: dict[str, Any] = {
@@ -236,16 +237,16 @@ def test_fingerprint_of_a_quote_request_ignores_the_order_id() -> None:
     first = parse(SELL_QUOTE)
     retried = parse({**SELL_QUOTE, "orderId": str(UUID(int=9)), "commandId": str(UUID(int=10))})
 
-    assert first.fingerprint_payload() == retried.fingerprint_payload()
-    assert "order_id" not in first.fingerprint_payload()
-    assert first.fingerprint_payload()["type"] == "RequestQuote"
+    assert request_payload(first) == request_payload(retried)
+    assert "order_id" not in request_payload(first)
+    assert request_payload(first)["type"] == "RequestQuote"
 
 
 def test_fingerprint_of_a_quote_request_changes_with_its_payload() -> None:
     first = parse(SELL_QUOTE)
     other = parse({**SELL_QUOTE, "sourceAmount": "251.000000"})
 
-    assert first.fingerprint_payload() != other.fingerprint_payload()
+    assert request_payload(first) != request_payload(other)
 
 
 @pytest.mark.parametrize("type_name", sorted(set(BODIES) - {"RequestQuote"}))
@@ -253,8 +254,8 @@ def test_fingerprint_of_other_commands_names_the_order(type_name: str) -> None:
     first = parse(BODIES[type_name])
     elsewhere = parse({**BODIES[type_name], "orderId": str(UUID(int=9))})
 
-    assert first.fingerprint_payload() != elsewhere.fingerprint_payload()
-    assert first.fingerprint_payload()["order_id"] == ENVELOPE["orderId"]
+    assert request_payload(first) != request_payload(elsewhere)
+    assert request_payload(first)["order_id"] == ENVELOPE["orderId"]
 
 
 @pytest.mark.parametrize("type_name", sorted(BODIES))
@@ -270,14 +271,14 @@ def test_fingerprint_ignores_the_envelope(type_name: str) -> None:
         }
     )
 
-    assert first.fingerprint_payload() == redelivered.fingerprint_payload()
+    assert request_payload(first) == request_payload(redelivered)
 
 
 def test_fingerprint_tells_command_types_apart() -> None:
     cancel = CancelOrder.model_validate(BODIES["CancelOrder"])
     retry = parse(BODIES["RetryPayout"])
 
-    assert cancel.fingerprint_payload() != retry.fingerprint_payload()
+    assert request_payload(cancel) != request_payload(retry)
 
 
 def test_fingerprint_of_a_payout_outcome_includes_its_attempt() -> None:
@@ -286,12 +287,12 @@ def test_fingerprint_of_a_payout_outcome_includes_its_attempt() -> None:
         {**BODIES["RecordPayoutFailure"], "attempt": 3}
     )
 
-    assert first.fingerprint_payload() != next_attempt.fingerprint_payload()
-    assert RecordPayout.model_validate(BODIES["RecordPayout"]).fingerprint_payload()["attempt"] == 1
+    assert request_payload(first) != request_payload(next_attempt)
+    assert request_payload(RecordPayout.model_validate(BODIES["RecordPayout"]))["attempt"] == 1
 
 
-def test_fingerprint_payload_is_plain_json() -> None:
-    payload = ApproveOrder.model_validate(BODIES["ApproveOrder"]).fingerprint_payload()
+def test_request_payload_is_plain_json() -> None:
+    payload = request_payload(ApproveOrder.model_validate(BODIES["ApproveOrder"]))
 
     assert json.loads(json.dumps(payload)) == payload
     assert payload["rate"] == "0.9210"

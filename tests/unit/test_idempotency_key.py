@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from domain.commands import RequestQuote
 from domain.errors import DomainError, ErrorCode
-from domain.idempotency import IdempotencyKey, fingerprint, key_id
+from domain.idempotency import (
+    IdempotencyKey,
+    fingerprint,
+    keeps,
+    key_id,
+    parse_key,
+    request_payload,
+)
 from tests.unit.strategies import T0
 
 CUSTOMER = UUID("5a0e2f9c-1b6d-4c3e-8f7a-9d2b4c6e8a01")
@@ -105,7 +112,7 @@ def test_retried_quote_request_with_a_new_order_id_has_the_same_fingerprint() ->
     changed = {**body, "sourceAmount": "1000.01"}
 
     def fingerprint_of(command_body: dict[str, Any]) -> str:
-        return fingerprint(RequestQuote.model_validate(command_body).fingerprint_payload())
+        return fingerprint(request_payload(RequestQuote.model_validate(command_body)))
 
     assert fingerprint_of(retried) == fingerprint_of(body)
     assert fingerprint_of(changed) != fingerprint_of(body)
@@ -148,3 +155,48 @@ def test_used_key_reloads_with_its_reply() -> None:
     app.save(record)
 
     assert app.repository.get(key_id(CUSTOMER, KEY)) == record
+
+
+# ---------------------------------------------------------------- the header and what is kept
+
+
+def test_a_key_is_a_canonical_uuid_v4() -> None:
+    key = UUID("9b2f7a3c-1d4e-4f5a-8b6c-7d8e9f0a1b2c")
+
+    assert parse_key(str(key)) == key
+    assert parse_key(str(key).upper()) == key
+    assert parse_key(None) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not-a-uuid",
+        "9b2f7a3c1d4e4f5a8b6c7d8e9f0a1b2c",  # not in canonical form
+        "{9b2f7a3c-1d4e-4f5a-8b6c-7d8e9f0a1b2c}",
+        str(UUID(int=7)),  # version 0
+        "6f1d7a8e-3c1b-5b7e-9a51-2f0c8d6e4b21",  # version 5
+    ],
+)
+def test_anything_but_a_canonical_uuid_v4_is_an_invalid_key(text: str) -> None:
+    with pytest.raises(DomainError) as refusal:
+        parse_key(text)
+
+    assert refusal.value.code is ErrorCode.IDEMPOTENCY_KEY_INVALID
+
+
+@pytest.mark.parametrize(
+    ("code", "kept"),
+    [
+        (ErrorCode.QUOTE_UNAVAILABLE, False),
+        (ErrorCode.BALANCE_UNAVAILABLE, False),
+        (ErrorCode.COMMAND_TIMEOUT, False),
+        (ErrorCode.INTERNAL_ERROR, False),
+        (ErrorCode.IDEMPOTENCY_KEY_IN_USE, False),
+        (ErrorCode.QUOTE_EXPIRED, True),
+        (ErrorCode.SOURCE_WALLET_INSUFFICIENT, True),
+    ],
+)
+def test_only_answers_a_retry_cannot_change_are_kept(*, code: ErrorCode, kept: bool) -> None:
+    assert keeps(DomainError(code, "x")) is kept
+    assert keeps(None)

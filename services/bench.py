@@ -33,7 +33,8 @@ from psycopg import sql
 
 from domain import commands as c
 from domain.commands import ActorRef
-from domain.order import ActorKind, Side
+from domain.movements import Party
+from domain.order import Side
 from services.adapters.fakes import FakePricing, FakeWalletBalances
 from services.command_client import CommandClient
 from services.demo import DemoCustomer, saved_demo
@@ -45,8 +46,9 @@ from services.settings import Settings
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 
-OPERATOR = ActorRef(kind=ActorKind.OPERATOR, id="bench-operator")
-WORKER = ActorRef(kind=ActorKind.SYSTEM, id="bench-worker")
+OPERATOR = ActorRef.operator(uuid.UUID(int=0xBE4C), "Bench Operator")
+TREASURY = ActorRef.system(Party.EUR_TREASURY)
+CHAIN = ActorRef.system(Party.USDC_CHAIN)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class BenchCustomer:
 
 def lifecycle(customer: BenchCustomer) -> list[c.Command]:
     order_id = uuid.uuid4()
-    me = ActorRef(kind=ActorKind.CUSTOMER, id=str(customer.id))
+    me = ActorRef.customer(customer.id)
 
     def common(actor: ActorRef) -> dict[str, object]:
         return {
@@ -78,9 +80,9 @@ def lifecycle(customer: BenchCustomer) -> list[c.Command]:
             source_amount=Decimal("100.00"),
         ),
         c.ConfirmQuote(**common(me), side=Side.BUY),
-        c.RecordSourceDebit(**common(WORKER), reference=f"bench-debit-{order_id}"),
+        c.RecordSourceDebit(**common(TREASURY), reference=f"bench-debit-{order_id}"),
         c.ApproveOrder(**common(OPERATOR), rate=Decimal("1.0750")),
-        c.RecordPayout(**common(WORKER), attempt=1, reference=f"bench-payout-{order_id}"),
+        c.RecordPayout(**common(CHAIN), attempt=1, reference=f"bench-payout-{order_id}"),
     ]
 
 

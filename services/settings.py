@@ -90,6 +90,33 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=8000, description="the REST API's port")
     gateway_reply_timeout_seconds: float = Field(default=10.0, gt=0, description="per command")
 
+    webhook_group: str = Field(default="otc-webhooks", description="the dispatcher's group")
+    webhook_secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) sealing endpoint signing secrets, comma-separated, newest "
+        "first; required by the dispatcher and to create or rotate endpoints",
+    )
+    webhook_allow_loopback: bool = Field(
+        default=False, description="accept http://127.0.0.1-style receivers (local runs only)"
+    )
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, description="per delivery attempt")
+    webhook_retry_schedule_seconds: list[float] = Field(
+        default=[5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        min_length=1,
+        description="waits before each retry of a failed delivery (jittered by 10%)",
+    )
+    webhook_max_in_flight: int = Field(default=64, ge=1, description="attempts at once, overall")
+    webhook_endpoint_in_flight: int = Field(
+        default=8, ge=1, description="attempts at once to one endpoint"
+    )
+    webhook_secret_grace_seconds: float = Field(
+        default=86400.0, ge=0, description="how long a rotated-out secret still signs"
+    )
+    webhook_max_endpoints: int = Field(default=20, ge=1, description="endpoints per customer")
+    webhook_poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often the sender looks for due deliveries"
+    )
+
     def to_env(self) -> dict[str, str]:
         """These settings as `OTC_` environment variables, to start another process with."""
         env = {}

@@ -1,0 +1,265 @@
+"""Due deliveries -> signed HTTP POSTs.
+
+The sender leases due deliveries from the store (which applies the ordering rule and the bound
+per endpoint), up to its bound overall, and makes one attempt of each: the stored body, under
+the delivery's webhook-id, stamped with the time of this attempt and signed by every secret the
+endpoint signs with now. What the answer means is the schedule's business
+(services/webhooks/schedule.py); the outcome is recorded under the lease. When the sender dies
+mid-attempt the lease runs out and the delivery is sent again: the same id and body, a new
+timestamp and signature, as the specification wants for a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpcore
+
+from services.engine.service import INFRASTRUCTURE_ERRORS, summarise
+from services.webhooks.model import Claim, Disable, Outcome
+from services.webhooks.schedule import (
+    Answer,
+    GiveUp,
+    RetrySchedule,
+    parse_retry_after,
+)
+from services.webhooks.signing import SecretBox, webhook_headers
+from services.webhooks.ssrf import GuardedBackend, UrlGuard, UrlNotAllowedError, parse_endpoint_url
+from services.webhooks.store import WebhookStore
+
+log = logging.getLogger(__name__)
+
+Post = Callable[[str, dict[str, str], bytes], Awaitable[Answer]]
+"""(url, headers, body) -> what came back."""
+
+RESPONSE_BYTES_READ = 64 * 1024
+COALESCE_SECONDS = 0.005
+"""While attempts are in flight, a wake-up waits this long so that one claim serves several."""
+SETTLE_TRIES = 5
+
+
+@dataclass(frozen=True)
+class SenderPolicy:
+    schedule: RetrySchedule = field(default_factory=RetrySchedule)
+    max_in_flight: int = 64
+    per_endpoint: int = 8
+    timeout_seconds: float = 15.0
+    poll_seconds: float = 0.5
+
+    @property
+    def lease(self) -> timedelta:
+        """Longer than any attempt and the recording of its outcome."""
+        return timedelta(seconds=self.timeout_seconds + 60)
+
+
+class HttpPoster:
+    """POSTs through httpcore pools whose connections go only where the guard allows: https
+    anywhere public, plain http to loopback only (when allowed). Redirects are not followed
+    (a 3xx is a failed attempt); at most 64 KiB of an answer is read."""
+
+    def __init__(self, guard: UrlGuard, *, timeout_seconds: float, max_connections: int) -> None:
+        self.timeout_seconds = timeout_seconds
+
+        def pool(*, plain_http: bool) -> httpcore.AsyncConnectionPool:
+            return httpcore.AsyncConnectionPool(
+                max_connections=max_connections,
+                keepalive_expiry=30.0,
+                network_backend=GuardedBackend(guard, plain_http=plain_http),
+            )
+
+        self._https = pool(plain_http=False)
+        self._http = pool(plain_http=True)
+
+    async def __call__(self, url: str, headers: dict[str, str], body: bytes) -> Answer:
+        try:
+            target = parse_endpoint_url(url)
+            pool = self._http if target.scheme == "http" else self._https
+            async with asyncio.timeout(self.timeout_seconds):
+                return await self._post(pool, url, headers, body)
+        except UrlNotAllowedError as refused:
+            return Answer(None, f"not sent: {refused}")
+        except TimeoutError:
+            return Answer(None, f"no answer within {self.timeout_seconds:g} s")
+        except httpcore.ConnectError as error:
+            return Answer(None, f"could not connect: {error or 'refused'}")
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as error:
+            return Answer(None, f"{type(error).__name__}: {error}"[:500])
+
+    async def _post(
+        self, pool: httpcore.AsyncConnectionPool, url: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        async with pool.stream(
+            "POST", url, headers=list(headers.items()), content=body
+        ) as response:
+            read = 0
+            async for chunk in response.aiter_stream():
+                read += len(chunk)
+                if read >= RESPONSE_BYTES_READ:
+                    break
+            retry_after = None
+            for name, value in response.headers:
+                if name.lower() == b"retry-after":
+                    retry_after = parse_retry_after(value.decode("latin-1"), datetime.now(UTC))
+            status = response.status
+        error = None if 200 <= status < 300 else f"HTTP {status}"  # noqa: PLR2004 - the 2xx range
+        return Answer(status, error, retry_after)
+
+    async def aclose(self) -> None:
+        await self._https.aclose()
+        await self._http.aclose()
+
+
+class Sender:
+    def __init__(  # noqa: PLR0913 - the sender's ports
+        self,
+        store: WebhookStore,
+        post: Post,
+        box: SecretBox,
+        *,
+        policy: SenderPolicy | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.post = post
+        self.box = box
+        self.policy = policy or SenderPolicy()
+        self.clock = clock
+        self.draw = draw
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._outage = False
+
+    def wake(self) -> None:
+        """Something may be due now (new deliveries, or an attempt settled)."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self) -> None:
+        """Claim and send until cancelled; on cancellation the attempts in flight are given a
+        moment to finish (the others are sent again once their leases run out)."""
+        try:
+            while True:
+                claimed = await self.claim_and_start()
+                if claimed == 0:
+                    await self._wait()
+        finally:
+            await self._finish()
+
+    async def claim_and_start(self) -> int:
+        """Start an attempt of each delivery claimable now; how many were started."""
+        room = self.policy.max_in_flight - len(self._in_flight)
+        if room <= 0:
+            return 0
+        if self._in_flight:
+            await asyncio.sleep(COALESCE_SECONDS)
+        self._wake.clear()
+        try:
+            claims = await self.store.claim(
+                self.clock(),
+                limit=room,
+                per_endpoint=self.policy.per_endpoint,
+                lease=self.policy.lease,
+            )
+        except INFRASTRUCTURE_ERRORS as error:
+            if not self._outage:
+                log.warning("webhooks: cannot claim deliveries: %s", summarise(error))
+                self._outage = True
+            await asyncio.sleep(self.policy.poll_seconds * 2)
+            return 0
+        if self._outage:
+            log.info("webhooks: claiming deliveries again")
+            self._outage = False
+        for claim in claims:
+            task = asyncio.create_task(self.attempt(claim))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        return len(claims)
+
+    async def drain(self) -> None:
+        """Send until nothing is due or in flight (for tests and benchmarks)."""
+        while await self.claim_and_start() or self._in_flight:
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhooks: an attempt failed: %s", summarise(task.exception()))  # type: ignore[arg-type]
+        self._wake.set()
+
+    async def _wait(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self.policy.poll_seconds)
+
+    async def _finish(self) -> None:
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=2.0)
+        for task in self._in_flight:
+            task.cancel()
+
+    async def attempt(self, claim: Claim) -> None:
+        """One attempt of one delivery, its outcome recorded under the claim's lease."""
+        try:
+            signing = [self.box.open(sealed) for sealed in claim.sealed_secrets]
+        except ValueError as error:
+            # Our configuration, not the receiver: leave it leased; it is tried again later.
+            log.error(  # noqa: TRY400 - the message says it all; no traceback
+                "webhooks: delivery %s not signed: %s", claim.webhook_id, error
+            )
+            return
+        started = self.clock()
+        headers = webhook_headers(claim.webhook_id, int(started.timestamp()), claim.body, signing)
+        answer = await self.post(claim.url, headers, claim.body)
+        await self.settle(claim, self.outcome(claim, answer, started))
+
+    def outcome(self, claim: Claim, answer: Answer, started: datetime) -> Outcome:
+        at = self.clock()
+        attempt = claim.attempts + 1
+        decision = self.policy.schedule.decide(attempt, answer, at, self.draw)
+        disable = None
+        if isinstance(decision, GiveUp):
+            first = claim.first_attempt_at or started
+            disable = (
+                Disable(f"the endpoint answered 410 Gone at {at.isoformat()}")
+                if decision.gone
+                else Disable(
+                    f"every attempt failed for the whole retry schedule ({attempt} attempts "
+                    f"from {first.isoformat()} to {at.isoformat()}); the last: {answer.error}",
+                    unless_success_since=first,
+                )
+            )
+        return Outcome(
+            at=at,
+            decision=decision,
+            status_code=answer.status,
+            error=answer.error,
+            disable=disable,
+        )
+
+    async def settle(self, claim: Claim, outcome: Outcome) -> None:
+        """Record the outcome; while the database is away, try again a few times (past that,
+        the lease runs out and the delivery is sent again: at least once)."""
+        for attempt in range(1, SETTLE_TRIES + 1):
+            try:
+                await self.store.settle(claim, outcome)
+            except INFRASTRUCTURE_ERRORS as error:
+                if attempt == SETTLE_TRIES:
+                    log.warning(
+                        "webhooks: outcome of %s not recorded (%s); it will be sent again",
+                        claim.webhook_id,
+                        summarise(error),
+                    )
+                    return
+                await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+            else:
+                return

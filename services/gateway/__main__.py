@@ -24,6 +24,7 @@ from services.projector import open_order_list
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_upstreams
+from services.webhooks.endpoints import open_webhook_endpoints
 
 log = logging.getLogger("otc.gateway")
 
@@ -50,6 +51,7 @@ def lifespan_for(settings: Settings) -> object:
             await resources.create_schema()
             keys = await stack.enter_async_context(ApiKeyStore(settings))
             await keys.create_schema()
+            app.state.webhooks = await stack.enter_async_context(open_webhook_endpoints(settings))
             read_model = open_order_list(settings)
             stack.callback(read_model.close)
             orders = open_orders(settings)

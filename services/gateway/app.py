@@ -752,6 +752,8 @@ async def readiness(gw: GatewayDep) -> Response:
 
 def create_app(lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
     """The FastAPI app; `lifespan` sets `app.state.gateway` (services/gateway/__main__.py)."""
+    from services.gateway.webhooks import router as webhook_endpoints  # noqa: PLC0415 - it imports this module
+
     app = FastAPI(
         title="OTC Exchanges API",
         version="1.0.0",
@@ -760,6 +762,7 @@ def create_app(lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
     )
     app.include_router(customer)
     app.include_router(ops)
+    app.include_router(webhook_endpoints)
     app.include_router(health)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -28,6 +28,7 @@ from services.engine.app import open_orders
 from services.resources.port import Network
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
+from services.webhooks.local import local_webhook_env
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run"
@@ -166,6 +167,12 @@ def core(settings: Settings) -> list[Child]:
             f"{settings.events_topic} -> chain",
             ready_text="usdc-chain: consuming",
         ),
+        Child(
+            "webhooks",
+            ["-m", "services.webhooks"],
+            f"{settings.events_topic} -> webhook endpoints",
+            ready_text="webhooks: consuming",
+        ),
     ]
 
 
@@ -292,6 +299,7 @@ def child_env(settings: Settings, token: str) -> dict[str, str]:
     return {
         **os.environ,
         **settings.to_env(),
+        **local_webhook_env(SECRETS),
         "OTC_UPSTREAMS": "sandbox",
         "OTC_PROVIDER_TOKEN": token,
         "PYTHONUNBUFFERED": "1",

@@ -91,6 +91,7 @@ class Dispatcher:
             if (envelope.order_id, envelope.version) in views
         ]
         added = await self.store.record(events, self.clock())
+        log.debug("%s: %d records, %d deliveries recorded", NAME, len(records), added)
         if added:
             self.recorded()
         return added

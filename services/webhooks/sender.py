@@ -220,7 +220,16 @@ class Sender:
         started = self.clock()
         headers = webhook_headers(claim.webhook_id, int(started.timestamp()), claim.body, signing)
         answer = await self.post(claim.url, headers, claim.body)
-        await self.settle(claim, self.outcome(claim, answer, started))
+        outcome = self.outcome(claim, answer, started)
+        if not answer.ok:
+            log.info(
+                "webhooks: attempt %d of %s to endpoint %s failed: %s",
+                claim.attempts + 1,
+                claim.webhook_id,
+                claim.endpoint_id,
+                answer.error,
+            )
+        await self.settle(claim, outcome)
 
     def outcome(self, claim: Claim, answer: Answer, started: datetime) -> Outcome:
         at = self.clock()

@@ -25,6 +25,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of every secret, not a secret
 SECRET_BYTES = 32
 SIGNATURE_VERSION = "v1"
+TOLERANCE_SECONDS = 300
 WEBHOOK_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:otc:webhook-messages")
 
 
@@ -90,3 +91,16 @@ class SecretBox:
 def new_box_key() -> str:
     """A key for OTC_WEBHOOK_SECRETS_KEY."""
     return Fernet.generate_key().decode()
+
+
+def verify(signing_secrets: Sequence[str], headers: dict[str, str], body: bytes, now: int) -> bool:
+    """Whether a webhook is signed by one of these secrets, within 5 minutes of `now` (the
+    receiver's side of the specification, for the local receiver)."""
+    lower = {name.lower(): value for name, value in headers.items()}
+    message_id = lower.get("webhook-id", "")
+    stamp = lower.get("webhook-timestamp", "")
+    if not message_id or not stamp.isdigit() or abs(now - int(stamp)) > TOLERANCE_SECONDS:
+        return False
+    given = lower.get("webhook-signature", "").split()
+    expected = {signature(secret, message_id, int(stamp), body) for secret in signing_secrets}
+    return any(hmac.compare_digest(sig, want) for sig in given for want in expected)

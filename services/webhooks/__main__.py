@@ -1,0 +1,186 @@
+"""The webhook dispatcher process: `python -m services.webhooks`.
+
+It consumes `otc.order-events` in its own consumer group (OTC_WEBHOOK_GROUP) and records the
+deliveries of each batch before committing its offsets (services/webhooks/dispatcher.py), and
+runs the sender beside it (services/webhooks/sender.py), woken as soon as deliveries are
+recorded. `build` wires a dispatcher to its ports and subscribes it; `main` passes the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from domain.views import OrderView
+from services.contracts import ERROR_HEADER
+from services.engine.app import open_orders
+from services.engine.service import INFRASTRUCTURE_ERRORS
+from services.logs import configure_logging
+from services.settings import Settings
+from services.webhooks.dispatcher import NAME, Dispatcher, EventRecord, LoadViews
+from services.webhooks.schedule import RetrySchedule
+from services.webhooks.sender import HttpPoster, Post, Sender, SenderPolicy
+from services.webhooks.signing import SecretBox
+from services.webhooks.ssrf import UrlGuard
+from services.webhooks.store import PostgresWebhookStore, WebhookStore
+from services.webhooks.views import Wanted, views_at
+
+log = logging.getLogger("otc.webhooks")
+
+WORKER_HEADER = "worker"
+
+
+def sender_policy(settings: Settings) -> SenderPolicy:
+    return SenderPolicy(
+        schedule=RetrySchedule(waits=tuple(settings.webhook_retry_schedule_seconds)),
+        max_in_flight=settings.webhook_max_in_flight,
+        per_endpoint=settings.webhook_endpoint_in_flight,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        poll_seconds=settings.webhook_poll_seconds,
+    )
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    if settings.webhook_secrets_key is None:
+        raise SystemExit("webhooks: OTC_WEBHOOK_SECRETS_KEY is required to sign deliveries")
+    return SecretBox(settings.webhook_secrets_key.get_secret_value())
+
+
+def record_of(raw: Any) -> EventRecord:  # noqa: ANN401 - aiokafka records are untyped
+    return EventRecord(
+        value=bytes(raw.value or b""),
+        key=None if raw.key is None else bytes(raw.key),
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+    )
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    dispatcher: Dispatcher
+    sender: Sender
+
+
+def build(  # noqa: PLR0913 - the process's ports
+    settings: Settings,
+    broker: KafkaBroker,
+    *,
+    store: WebhookStore,
+    load_views: LoadViews,
+    post: Post,
+    box: SecretBox,
+) -> Webhooks:
+    """The dispatcher subscribed to the order events (dead letters to `otc.order-events.dlq`),
+    and the sender it wakes when it records deliveries."""
+    to_dead_letters = broker.publisher(settings.events_dlq_topic, title="to_order_events_dlq")
+
+    async def dead_letter(record: EventRecord, error: str) -> None:
+        await to_dead_letters.publish(
+            record.value,
+            key=record.key,
+            headers={
+                WORKER_HEADER: NAME,
+                ERROR_HEADER: error[:1000],
+                "original_topic": record.topic,
+                "original_partition": str(record.partition),
+                "original_offset": str(record.offset),
+            },
+        )
+
+    sender = Sender(store, post, box, policy=sender_policy(settings))
+    dispatcher = Dispatcher(
+        store,
+        load_views=load_views,
+        dead_letter=dead_letter,
+        attempts=settings.worker_event_attempts,
+        recorded=sender.wake,
+    )
+
+    @broker.subscriber(
+        settings.events_topic,
+        group_id=settings.webhook_group,
+        batch=True,
+        max_records=500,
+        batch_timeout_ms=20,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="on_order_events (webhooks)",
+    )
+    async def on_order_events(_: list[Any], msg: KafkaMessage) -> None:
+        """Commit only after every delivery of the batch is recorded (or its event
+        dead-lettered); an infrastructure failure redelivers the batch, which records nothing
+        twice."""
+        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        try:
+            await dispatcher.handle_records([record_of(record) for record in raw])
+        except INFRASTRUCTURE_ERRORS:
+            log.exception("%s: infrastructure failure; the batch will be redelivered", NAME)
+            await asyncio.sleep(1.0)
+            raise
+
+    return Webhooks(dispatcher, sender)
+
+
+async def run(settings: Settings) -> None:
+    box = secret_box(settings)
+    async with AsyncExitStack() as stack:
+        orders = open_orders(settings)
+        stack.callback(orders.close)
+        store = await stack.enter_async_context(PostgresWebhookStore(settings))
+        await store.create_schema()
+        guard = UrlGuard(allow_loopback=settings.webhook_allow_loopback)
+        poster = HttpPoster(
+            guard,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            max_connections=settings.webhook_max_in_flight,
+        )
+        stack.push_async_callback(poster.aclose)
+
+        async def load_views(wanted: Wanted) -> dict[tuple[UUID, int], OrderView]:
+            return await asyncio.to_thread(views_at, orders, wanted)
+
+        broker = KafkaBroker(
+            settings.kafka_bootstrap,
+            client_id="otc-webhooks",
+            enable_idempotence=True,
+            acks="all",
+            log_level=logging.DEBUG,
+        )
+        webhooks = build(settings, broker, store=store, load_views=load_views, post=poster, box=box)
+        app = FastStream(broker, logger=log)
+        sending: list[asyncio.Task[None]] = []
+
+        @app.after_startup
+        async def start_sending() -> None:
+            sending.append(asyncio.create_task(webhooks.sender.run()))
+
+        @app.on_shutdown
+        async def stop_sending() -> None:
+            for task in sending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        log.info(
+            "%s: consuming %s as group %s", NAME, settings.events_topic, settings.webhook_group
+        )
+        await app.run()
+
+
+def main() -> None:
+    configure_logging()
+    asyncio.run(run(Settings()))
+
+
+if __name__ == "__main__":
+    main()

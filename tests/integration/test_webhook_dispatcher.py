@@ -1,0 +1,174 @@
+"""The dispatcher as a real process (`python -m services.webhooks`) on PostgreSQL and a Kafka
+broker of the test's own, delivering to a local receiver: nothing is lost through a SIGKILL of
+the dispatcher mid-run and a broker restart, each order arrives in version order, and a
+duplicate is only ever the same webhook (same webhook-id, same body)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import SecretStr
+from standardwebhooks import Webhook
+
+from services.contracts import EventEnvelope
+from services.settings import Settings
+from services.webhooks.endpoints import WebhookEndpoints
+from services.webhooks.events import is_customer_facing
+from services.webhooks.receiver import LocalReceiver, Received
+from services.webhooks.signing import SecretBox, new_box_key, webhook_id
+from services.webhooks.ssrf import UrlGuard
+from services.webhooks.store import PostgresWebhookStore
+from tests.conftest import unique_name
+from tests.integration.webhook_orders import buy, read_envelopes, sell, settle_orders
+from tests.support import Process, eventually, make_customer
+from tests.throwaway_kafka import ThrowawayBroker
+
+pytestmark = pytest.mark.integration
+
+READY = "webhooks: consuming"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[ThrowawayBroker]:
+    started = ThrowawayBroker(tmp_path)
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[LocalReceiver]:
+    local = LocalReceiver(delay=0.02)
+    await local.start()
+    try:
+        yield local
+    finally:
+        await local.stop()
+
+
+async def webhook_settings(settings: Settings, broker: ThrowawayBroker) -> Settings:
+    events, dlq = unique_name("events"), unique_name("events-dlq")
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(events, 3, 1), NewTopic(dlq, 1, 1)])
+    finally:
+        await admin.close()
+    return settings.model_copy(
+        update={
+            "kafka_bootstrap": broker.bootstrap,
+            "events_topic": events,
+            "events_dlq_topic": dlq,
+            "webhook_group": unique_name("webhooks"),
+            "webhook_secrets_key": SecretStr(new_box_key()),
+            "webhook_allow_loopback": True,
+            "webhook_retry_schedule_seconds": [0.2, 0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0],
+            "webhook_timeout_seconds": 2.0,
+            "webhook_endpoint_in_flight": 4,
+            "webhook_poll_seconds": 0.1,
+        }
+    )
+
+
+async def register(settings: Settings, customer: UUID, url: str) -> tuple[UUID, str]:
+    assert settings.webhook_secrets_key is not None
+    async with PostgresWebhookStore(settings) as store:
+        await store.create_schema()
+        endpoints = WebhookEndpoints(
+            store,
+            UrlGuard(allow_loopback=True),
+            SecretBox(settings.webhook_secrets_key.get_secret_value()),
+            grace=timedelta(hours=1),
+        )
+        made = await endpoints.register(customer, url=url)
+    return made.endpoint.id, made.secret
+
+
+async def publish(settings: Settings, envelopes: list[EventEnvelope]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all"
+    )
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send(
+                settings.events_topic, envelope.to_bytes(), key=str(envelope.order_id).encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def first_receipts(received: list[Received]) -> dict[str, Received]:
+    firsts: dict[str, Received] = {}
+    for webhook in received:
+        firsts.setdefault(webhook.headers["webhook-id"], webhook)
+    return firsts
+
+
+def assert_each_order_in_version_order(received: list[Received], versions: dict[str, int]) -> None:
+    """Per order, the first receipt of each webhook came in version order."""
+    by_order: dict[str, list[int]] = {}
+    for webhook in first_receipts(received).values():
+        data = webhook.message["data"]
+        assert isinstance(data, dict)
+        by_order.setdefault(data["id"], []).append(versions[webhook.headers["webhook-id"]])
+    for order, arrived in by_order.items():
+        assert arrived == sorted(arrived), f"order {order} arrived as versions {arrived}"
+
+
+async def test_nothing_is_lost_through_a_sigkill_of_the_dispatcher_and_a_broker_restart(
+    settings: Settings, broker: ThrowawayBroker, receiver: LocalReceiver
+) -> None:
+    config = await webhook_settings(settings, broker)
+    customer = await make_customer(config)
+    endpoint_id, secret = await register(config, customer.id, receiver.url)
+    await settle_orders(
+        config, [buy(customer) for _ in range(12)] + [sell(customer) for _ in range(12)]
+    )
+    every = await read_envelopes(config)
+    wanted = [e for e in every if is_customer_facing(e.type)]
+    versions = {webhook_id(endpoint_id, e.event_id): e.version for e in wanted}
+    first, second, third = every[:40], every[40:80], every[80:]
+
+    await publish(config, first)
+    dispatcher = Process("services.webhooks", config, name="webhooks").start()
+    dispatcher.wait_for_log(READY)
+    await eventually(lambda: len(receiver.received) >= 15, timeout=60)
+    dispatcher.kill()
+    await publish(config, second)
+
+    dispatcher = Process("services.webhooks", config, name="webhooks").start()
+    try:
+        dispatcher.wait_for_log(READY)
+        await eventually(lambda: len(first_receipts(receiver.received)) >= 50, timeout=60)
+        await asyncio.to_thread(broker.restart)
+        await publish(config, third)
+
+        await eventually(
+            lambda: len(first_receipts(receiver.received)) >= len(versions), timeout=120
+        )
+    finally:
+        dispatcher.stop()
+
+    delivered = first_receipts(receiver.received)
+    assert set(delivered) == set(versions)
+    assert_each_order_in_version_order(receiver.received, versions)
+    for webhook in receiver.received:
+        original = delivered[webhook.headers["webhook-id"]]
+        assert webhook.body == original.body
+        assert Webhook(secret).verify(webhook.body, webhook.headers)
+    assert {json.loads(w.body)["type"] for w in delivered.values()} >= {
+        "order.quoted",
+        "order.paid_out",
+    }

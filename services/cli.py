@@ -16,6 +16,7 @@ from services.dlq_cli import dlq_app
 from services.projector.rebuild import projections_app
 from services.resources.cli import resources_app
 from services.settings import Settings
+from services.webhooks.cli import webhooks_app
 
 app = typer.Typer(no_args_is_help=True, help="OTC order engine: operator commands.")
 app.add_typer(resources_app, name="resources")
@@ -27,6 +28,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(projections_app, name="projections")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 @app.command("settings")

@@ -246,6 +246,17 @@ def refusals() -> Iterator[None]:
 
 router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"])
 NOT_FOUND = ErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND
+BAD_REQUEST, UNPROCESSABLE = 400, 422
+
+
+def with_body(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """The responses of a route with a JSON body: a body that cannot be read at all is 400."""
+    documented = responses(*codes)
+    bad = documented.get(BAD_REQUEST, documented[UNPROCESSABLE])
+    names = [bad["description"]] if BAD_REQUEST in documented else []
+    unreadable = ", ".join([*names, "HTTP_ERROR (unreadable body)"])
+    documented[BAD_REQUEST] = {**bad, "description": unreadable}
+    return documented
 
 
 def page_of(items: list[Any], page: int, limit: int, total: int) -> dict[str, Any]:
@@ -256,7 +267,7 @@ def page_of(items: list[Any], page: int, limit: int, total: int) -> dict[str, An
     "",
     status_code=201,
     response_model=CreatedEndpoint,
-    responses=responses(
+    responses=with_body(
         ErrorCode.WEBHOOK_URL_NOT_ALLOWED,
         ErrorCode.WEBHOOK_ENDPOINT_LIMIT,
         ErrorCode.IDEMPOTENCY_KEY_INVALID,
@@ -304,7 +315,7 @@ async def get_endpoint(endpoint_id: EndpointId, principal: Reader, hooks: Webhoo
 @router.patch(
     "/{endpoint_id}",
     response_model=EndpointOut,
-    responses=responses(NOT_FOUND, ErrorCode.WEBHOOK_URL_NOT_ALLOWED),
+    responses=with_body(NOT_FOUND, ErrorCode.WEBHOOK_URL_NOT_ALLOWED),
 )
 async def update_endpoint(
     endpoint_id: EndpointId, body: UpdateEndpoint, principal: Writer, hooks: Webhooks
@@ -393,7 +404,7 @@ async def list_deliveries(
     "/{endpoint_id}/replay",
     status_code=202,
     response_model=ReplayQueued,
-    responses=responses(NOT_FOUND, ErrorCode.IDEMPOTENCY_KEY_INVALID),
+    responses=with_body(NOT_FOUND, ErrorCode.IDEMPOTENCY_KEY_INVALID),
 )
 async def replay(
     endpoint_id: EndpointId,

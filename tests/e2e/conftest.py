@@ -24,12 +24,15 @@ from pydantic import SecretStr
 
 from services.demo import DemoData, load_demo
 from services.settings import Settings
+from services.webhooks.signing import new_box_key
 from tests.conftest import drop_database, unique_name
 from tests.support import LOGS, Process
 
 QUOTE_TTL_SECONDS = 8
 DUAL_CONTROL_EUR = Decimal("5000.00")
 """Orders from this EUR value need two operators (lower than the default, to test it cheaply)."""
+WEBHOOK_RETRY_SCHEDULE = [0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0]
+"""Svix's schedule shrunk to about 16 s, so that a receiver down for a few seconds is retried."""
 
 
 def free_port() -> int:
@@ -110,6 +113,12 @@ async def system(stack_settings: Settings) -> AsyncIterator[System]:
             "dual_control_eur": DUAL_CONTROL_EUR,
             "upstreams": "sandbox",
             "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
+            "webhook_group": unique_name("e2e-webhooks"),
+            "webhook_secrets_key": SecretStr(new_box_key()),
+            "webhook_allow_loopback": True,
+            "webhook_retry_schedule_seconds": WEBHOOK_RETRY_SCHEDULE,
+            "webhook_timeout_seconds": 3.0,
+            "webhook_poll_seconds": 0.1,
         },
     )
     state = LOGS / unique_name("e2e-system")

@@ -16,11 +16,13 @@ from services.dlq_cli import dlq_app
 from services.projector.rebuild import projections_app
 from services.resources.cli import resources_app
 from services.settings import Settings
+from services.webhooks.bench import webhooks_command
 from services.webhooks.cli import webhooks_app
 
 app = typer.Typer(no_args_is_help=True, help="OTC order engine: operator commands.")
 app.add_typer(resources_app, name="resources")
 app.add_typer(bench_app, name="bench")
+bench_app.command("webhooks")(webhooks_command)
 app.add_typer(command_app, name="command")
 app.add_typer(check_app, name="check")
 app.add_typer(audit_app, name="audit")

@@ -213,6 +213,20 @@ class StoreContract:
         assert await store.settle(again, delivered(62))
         assert again.event_id == lost.event_id
 
+    async def test_outcomes_recorded_together_keep_only_those_whose_lease_holds(
+        self, store: WebhookStore
+    ) -> None:
+        customer = uuid.uuid4()
+        await endpoint(store, customer)
+        await store.record([event(customer, uuid.uuid4(), 1) for _ in range(2)], T0)
+        first, second = await claim(store)
+        [again] = await claim(store, LEASE.total_seconds() + 1, limit=1)
+        stale, fresh = (first, second) if again.event_id == first.event_id else (second, first)
+
+        recorded = await store.settle_many([(fresh, delivered(61)), (stale, delivered(61))])
+
+        assert recorded == {(fresh.endpoint_id, fresh.event_id)}
+
     async def test_a_retry_is_due_at_its_time_and_not_before(self, store: WebhookStore) -> None:
         customer = uuid.uuid4()
         hook = await endpoint(store, customer)

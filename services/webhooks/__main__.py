@@ -120,9 +120,10 @@ def build(  # noqa: PLR0913 - the process's ports
         """Commit only after every delivery of the batch is recorded (or its event
         dead-lettered); an infrastructure failure redelivers the batch, which records nothing
         twice."""
-        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        raw = msg.raw_message
+        records = raw if isinstance(raw, tuple | list) else (raw,)
         try:
-            await dispatcher.handle_records([record_of(record) for record in raw])
+            await dispatcher.handle_records([record_of(record) for record in records])
         except INFRASTRUCTURE_ERRORS:
             log.exception("%s: infrastructure failure; the batch will be redelivered", NAME)
             await asyncio.sleep(1.0)
@@ -142,7 +143,7 @@ async def run(settings: Settings) -> None:
         poster = HttpPoster(
             guard,
             timeout_seconds=settings.webhook_timeout_seconds,
-            max_connections=settings.webhook_max_in_flight,
+            per_url=settings.webhook_endpoint_in_flight,
         )
         stack.push_async_callback(poster.aclose)
 

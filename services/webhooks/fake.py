@@ -301,7 +301,16 @@ class InMemoryWebhookStore(WebhookStore):
             first_attempt_at=row.first_attempt_at,
         )
 
-    async def settle(self, claim: Claim, outcome: Outcome) -> bool:
+    async def settle_many(
+        self, settled: Sequence[tuple[Claim, Outcome]]
+    ) -> builtins.set[tuple[UUID, UUID]]:
+        return {
+            (claim.endpoint_id, claim.event_id)
+            for claim, outcome in settled
+            if self._settle(claim, outcome)
+        }
+
+    def _settle(self, claim: Claim, outcome: Outcome) -> bool:
         row = self.rows.get((claim.endpoint_id, claim.event_id))
         if row is None or row.lease != claim.lease:
             return False

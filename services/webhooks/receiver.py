@@ -46,6 +46,8 @@ class LocalReceiver:
     """Seconds to think before answering."""
     secrets: list[str] = field(default_factory=list)
     echo: bool = False
+    keep: bool = True
+    """Keep every request in `received` (a long-running receiver does not)."""
     received: list[Received] = field(default_factory=list)
     _server: asyncio.Server | None = None
     _handlers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -97,7 +99,8 @@ class LocalReceiver:
         if self.delay:
             await asyncio.sleep(self.delay)
         status = self.status
-        self.received.append(Received(headers, body, status))
+        if self.keep:
+            self.received.append(Received(headers, body, status))
         if self.echo:
             self._print(headers, body, status)
         extra = f"retry-after: {self.retry_after}\r\n" if self.retry_after else ""
@@ -139,8 +142,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8610)
     parser.add_argument("--status", type=int, default=204, help="what to answer")
     parser.add_argument("--secret", action="append", default=[], help="whsec_... to verify with")
+    parser.add_argument("--quiet", action="store_true", help="print nothing, keep nothing")
     args = parser.parse_args()
-    receiver = LocalReceiver(port=args.port, status=args.status, secrets=args.secret, echo=True)
+    receiver = LocalReceiver(
+        port=args.port, status=args.status, secrets=args.secret, echo=not args.quiet
+    )
+    receiver.keep = not args.quiet
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(receiver))
 

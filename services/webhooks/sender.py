@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,8 @@ RESPONSE_BYTES_READ = 64 * 1024
 COALESCE_SECONDS = 0.005
 """While attempts are in flight, a wake-up waits this long so that one claim serves several."""
 SETTLE_TRIES = 5
+SETTLE_BATCH = 500
+SETTLE_BATCH_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -59,27 +62,52 @@ class SenderPolicy:
 
 
 class HttpPoster:
-    """POSTs through httpcore pools whose connections go only where the guard allows: https
-    anywhere public, plain http to loopback only (when allowed). Redirects are not followed
-    (a 3xx is a failed attempt); at most 64 KiB of an answer is read."""
+    """POSTs through httpcore connection pools whose connections go only where the guard
+    allows: https anywhere public, plain http to loopback only (when allowed). Redirects are not
+    followed (a 3xx is a failed attempt); at most 64 KiB of an answer is read.
 
-    def __init__(self, guard: UrlGuard, *, timeout_seconds: float, max_connections: int) -> None:
+    One small pool per endpoint URL, of `per_url` connections (the bound per endpoint): it keeps
+    each receiver's connections alive between attempts, and keeps httpcore's pool bookkeeping,
+    which grows with the square of a pool's connections, cheap. The least recently used pools
+    beyond `max_pools` are closed."""
+
+    def __init__(
+        self,
+        guard: UrlGuard,
+        *,
+        timeout_seconds: float,
+        per_url: int,
+        max_pools: int = 512,
+    ) -> None:
         self.timeout_seconds = timeout_seconds
+        self._per_url = per_url
+        self._max_pools = max_pools
+        self._https = GuardedBackend(guard, plain_http=False)
+        self._http = GuardedBackend(guard, plain_http=True)
+        self._pools: OrderedDict[str, httpcore.AsyncConnectionPool] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
 
-        def pool(*, plain_http: bool) -> httpcore.AsyncConnectionPool:
-            return httpcore.AsyncConnectionPool(
-                max_connections=max_connections,
+    def _pool(self, url: str, scheme: str) -> httpcore.AsyncConnectionPool:
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = httpcore.AsyncConnectionPool(
+                max_connections=self._per_url,
                 keepalive_expiry=30.0,
-                network_backend=GuardedBackend(guard, plain_http=plain_http),
+                network_backend=self._http if scheme == "http" else self._https,
             )
-
-        self._https = pool(plain_http=False)
-        self._http = pool(plain_http=True)
+            self._pools[url] = pool
+            while len(self._pools) > self._max_pools:
+                _, evicted = self._pools.popitem(last=False)
+                task = asyncio.create_task(evicted.aclose())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        self._pools.move_to_end(url)
+        return pool
 
     async def __call__(self, url: str, headers: dict[str, str], body: bytes) -> Answer:
         try:
             target = parse_endpoint_url(url)
-            pool = self._http if target.scheme == "http" else self._https
+            pool = self._pool(url, target.scheme)
             async with asyncio.timeout(self.timeout_seconds):
                 return await self._post(pool, url, headers, body)
         except UrlNotAllowedError as refused:
@@ -111,8 +139,8 @@ class HttpPoster:
         return Answer(status, error, retry_after)
 
     async def aclose(self) -> None:
-        await self._https.aclose()
-        await self._http.aclose()
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        await asyncio.gather(*(pool.aclose() for pool in pools), *self._closing)
 
 
 class Sender:
@@ -135,6 +163,8 @@ class Sender:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._outage = False
+        self._to_settle: list[tuple[Claim, Outcome, asyncio.Future[None]]] = []
+        self._settling: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Something may be due now (new deliveries, or an attempt settled)."""
@@ -174,6 +204,11 @@ class Sender:
             if not self._outage:
                 log.warning("webhooks: cannot claim deliveries: %s", summarise(error))
                 self._outage = True
+            await asyncio.sleep(self.policy.poll_seconds * 2)
+            return 0
+        except Exception:
+            # Never let the sender die with the consumer still recording: say so, go on.
+            log.exception("webhooks: claiming deliveries failed")
             await asyncio.sleep(self.policy.poll_seconds * 2)
             return 0
         if self._outage:
@@ -256,19 +291,43 @@ class Sender:
         )
 
     async def settle(self, claim: Claim, outcome: Outcome) -> None:
-        """Record the outcome; while the database is away, try again a few times (past that,
-        the lease runs out and the delivery is sent again: at least once)."""
+        """Record the outcome, in a batch with the others of the next few milliseconds (one
+        transaction for many attempts); returns once it is recorded, or given up on."""
+        recorded = asyncio.get_running_loop().create_future()
+        self._to_settle.append((claim, outcome, recorded))
+        if self._settling is None or self._settling.done():
+            self._settling = asyncio.create_task(self._settle_batches())
+        await recorded
+
+    async def _settle_batches(self) -> None:
+        await asyncio.sleep(SETTLE_BATCH_SECONDS)
+        while self._to_settle:
+            batch = self._to_settle[:SETTLE_BATCH]
+            del self._to_settle[:SETTLE_BATCH]
+            try:
+                await self._record([(claim, outcome) for claim, outcome, _ in batch])
+            finally:
+                for _, _, recorded in batch:
+                    if not recorded.done():
+                        recorded.set_result(None)
+
+    async def _record(self, settled: list[tuple[Claim, Outcome]]) -> None:
+        """While the database is away, try again a few times; past that, the leases run out
+        and the deliveries are sent again: at least once."""
         for attempt in range(1, SETTLE_TRIES + 1):
             try:
-                await self.store.settle(claim, outcome)
+                await self.store.settle_many(settled)
             except INFRASTRUCTURE_ERRORS as error:
                 if attempt == SETTLE_TRIES:
                     log.warning(
-                        "webhooks: outcome of %s not recorded (%s); it will be sent again",
-                        claim.webhook_id,
+                        "webhooks: %d outcomes not recorded (%s); they will be sent again",
+                        len(settled),
                         summarise(error),
                     )
                     return
                 await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+            except Exception:
+                log.exception("webhooks: %d outcomes not recorded", len(settled))
+                return
             else:
                 return

@@ -122,8 +122,16 @@ class WebhookStore(ABC):
         """Lease up to `limit` due deliveries (the module's docstring says which are due)."""
 
     @abstractmethod
+    async def settle_many(
+        self, settled: Sequence[tuple[Claim, Outcome]]
+    ) -> builtins.set[tuple[UUID, UUID]]:
+        """Record attempts' outcomes, each under its lease, in one transaction; returns the
+        (endpoint, event) of those recorded (a lost lease records nothing)."""
+
     async def settle(self, claim: Claim, outcome: Outcome) -> bool:
-        """Record an attempt's outcome under its lease; False when the lease was lost."""
+        """Record one attempt's outcome under its lease; False when the lease was lost."""
+        recorded = await self.settle_many([(claim, outcome)])
+        return (claim.endpoint_id, claim.event_id) in recorded
 
 
 _SCHEMA_LOCK = 0x5745_4248_4F4F_4B53
@@ -192,6 +200,8 @@ CREATE INDEX IF NOT EXISTS deliveries_due
 CREATE INDEX IF NOT EXISTS deliveries_unsettled_by_order
     ON webhooks.deliveries (endpoint_id, order_id, version) WHERE status <> 'succeeded';
 CREATE INDEX IF NOT EXISTS deliveries_newest ON webhooks.deliveries (endpoint_id, seq DESC);
+CREATE INDEX IF NOT EXISTS deliveries_leased
+    ON webhooks.deliveries (lease_until) WHERE status = 'pending' AND lease_id IS NOT NULL;
 """
 
 _ENDPOINT_COLUMNS = (
@@ -229,7 +239,7 @@ ON CONFLICT (endpoint_id, event_id) DO NOTHING
 _CLAIM = f"""
 WITH leased AS (
     SELECT endpoint_id, count(*) AS n FROM webhooks.deliveries
-    WHERE status = 'pending' AND lease_until > %(now)s
+    WHERE status = 'pending' AND lease_id IS NOT NULL AND lease_until > %(now)s
     GROUP BY endpoint_id
 ), due AS (
     SELECT d.endpoint_id, d.event_id, d.next_attempt_at, d.seq
@@ -267,12 +277,23 @@ RETURNING d.endpoint_id, d.event_id, e.url, ev.body, d.attempts, d.event_type, d
 """  # noqa: S608 - SCAN is a constant
 
 _SETTLE = """
-UPDATE webhooks.deliveries SET
-    status = %(status)s, attempts = attempts + 1,
-    first_attempt_at = coalesce(first_attempt_at, %(at)s), last_attempt_at = %(at)s,
-    last_status_code = %(code)s, last_error = %(error)s, next_attempt_at = %(next)s,
-    delivered_at = %(delivered)s, lease_id = NULL, lease_until = NULL
-WHERE endpoint_id = %(endpoint)s AND event_id = %(event)s AND lease_id = %(lease)s
+UPDATE webhooks.deliveries AS d SET
+    status = o.status, attempts = d.attempts + 1,
+    first_attempt_at = coalesce(d.first_attempt_at, o.at), last_attempt_at = o.at,
+    last_status_code = o.code, last_error = o.error, next_attempt_at = o.next,
+    delivered_at = o.delivered, lease_id = NULL, lease_until = NULL
+FROM unnest(%(endpoints)s::uuid[], %(events)s::uuid[], %(leases)s::uuid[], %(statuses)s::text[],
+            %(ats)s::timestamptz[], %(codes)s::int[], %(errors)s::text[],
+            %(nexts)s::timestamptz[], %(delivered)s::timestamptz[])
+    AS o(endpoint_id, event_id, lease, status, at, code, error, next, delivered)
+WHERE d.endpoint_id = o.endpoint_id AND d.event_id = o.event_id AND d.lease_id = o.lease
+RETURNING d.endpoint_id, d.event_id
+"""
+
+_SUCCEEDED = """
+UPDATE webhooks.endpoints AS e SET last_success_at = s.at
+FROM unnest(%s::uuid[], %s::timestamptz[]) AS s(id, at)
+WHERE e.id = s.id AND (e.last_success_at IS NULL OR e.last_success_at < s.at)
 """
 
 _DISABLE = """
@@ -555,40 +576,47 @@ class PostgresWebhookStore(PooledStore, WebhookStore):
             for row in rows
         ]
 
-    async def settle(self, claim: Claim, outcome: Outcome) -> bool:
-        decision = outcome.decision
-        params: dict[str, Any] = {
-            "endpoint": claim.endpoint_id,
-            "event": claim.event_id,
-            "lease": claim.lease,
-            "at": outcome.at,
-            "code": outcome.status_code,
-            "error": None if outcome.error is None else outcome.error[:1000],
-            "status": _status_after(outcome).value,
-            "next": decision.at if isinstance(decision, RetryAt) else None,
-            "delivered": outcome.at if isinstance(decision, Delivered) else None,
+    async def settle_many(
+        self, settled: Sequence[tuple[Claim, Outcome]]
+    ) -> builtins.set[tuple[UUID, UUID]]:
+        if not settled:
+            return set()
+        params = {
+            "endpoints": [c.endpoint_id for c, _ in settled],
+            "events": [c.event_id for c, _ in settled],
+            "leases": [c.lease for c, _ in settled],
+            "statuses": [_status_after(o).value for _, o in settled],
+            "ats": [o.at for _, o in settled],
+            "codes": [o.status_code for _, o in settled],
+            "errors": [None if o.error is None else o.error[:1000] for _, o in settled],
+            "nexts": [
+                o.decision.at if isinstance(o.decision, RetryAt) else None for _, o in settled
+            ],
+            "delivered": [o.at if isinstance(o.decision, Delivered) else None for _, o in settled],
         }
         async with self._pool.connection() as conn, conn.transaction():
-            cursor = await conn.execute(_SETTLE, params)
-            if cursor.rowcount == 0:
-                return False
-            if isinstance(decision, Delivered):
-                await conn.execute(
-                    "UPDATE webhooks.endpoints SET last_success_at = %s WHERE id = %s"
-                    " AND (last_success_at IS NULL OR last_success_at < %s)",
-                    (outcome.at, claim.endpoint_id, outcome.at),
-                )
-            if outcome.disable is not None:
-                await conn.execute(
-                    _DISABLE,
-                    {
-                        "reason": outcome.disable.reason[:1000],
-                        "at": outcome.at,
-                        "endpoint": claim.endpoint_id,
-                        "since": outcome.disable.unless_success_since,
-                    },
-                )
-        return True
+            rows = await _all(conn, _SETTLE, params)
+            recorded = {(row["endpoint_id"], row["event_id"]) for row in rows}
+            kept = [(c, o) for c, o in settled if (c.endpoint_id, c.event_id) in recorded]
+            succeeded: dict[UUID, datetime] = {}
+            for claim, outcome in kept:
+                if isinstance(outcome.decision, Delivered):
+                    last = succeeded.get(claim.endpoint_id, outcome.at)
+                    succeeded[claim.endpoint_id] = max(last, outcome.at)
+            if succeeded:
+                await conn.execute(_SUCCEEDED, (list(succeeded), list(succeeded.values())))
+            for claim, outcome in kept:
+                if outcome.disable is not None:
+                    await conn.execute(
+                        _DISABLE,
+                        {
+                            "reason": outcome.disable.reason[:1000],
+                            "at": outcome.at,
+                            "endpoint": claim.endpoint_id,
+                            "since": outcome.disable.unless_success_since,
+                        },
+                    )
+        return recorded
 
 
 def _event_params(events: Sequence[WebhookEvent], now: datetime) -> dict[str, object]:

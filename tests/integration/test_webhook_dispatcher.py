@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
+import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -34,6 +35,7 @@ from tests.throwaway_kafka import ThrowawayBroker
 pytestmark = pytest.mark.integration
 
 READY = "webhooks: consuming"
+AUTO_COMMIT_SECONDS = 5
 
 
 @pytest.fixture
@@ -56,9 +58,9 @@ async def receiver() -> AsyncIterator[LocalReceiver]:
         await local.stop()
 
 
-async def webhook_settings(settings: Settings, broker: ThrowawayBroker) -> Settings:
+async def webhook_settings(settings: Settings, bootstrap: str) -> Settings:
     events, dlq = unique_name("events"), unique_name("events-dlq")
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(events, 3, 1), NewTopic(dlq, 1, 1)])
@@ -66,7 +68,7 @@ async def webhook_settings(settings: Settings, broker: ThrowawayBroker) -> Setti
         await admin.close()
     return settings.model_copy(
         update={
-            "kafka_bootstrap": broker.bootstrap,
+            "kafka_bootstrap": bootstrap,
             "events_topic": events,
             "events_dlq_topic": dlq,
             "webhook_group": unique_name("webhooks"),
@@ -130,7 +132,7 @@ def assert_each_order_in_version_order(received: list[Received], versions: dict[
 async def test_nothing_is_lost_through_a_sigkill_of_the_dispatcher_and_a_broker_restart(
     settings: Settings, broker: ThrowawayBroker, receiver: LocalReceiver
 ) -> None:
-    config = await webhook_settings(settings, broker)
+    config = await webhook_settings(settings, broker.bootstrap)
     customer = await make_customer(config)
     endpoint_id, secret = await register(config, customer.id, receiver.url)
     await settle_orders(
@@ -172,3 +174,47 @@ async def test_nothing_is_lost_through_a_sigkill_of_the_dispatcher_and_a_broker_
         "order.quoted",
         "order.paid_out",
     }
+
+
+async def blocked_on_a_lock(settings: Settings) -> bool:
+    async with await psycopg.AsyncConnection.connect(settings.conninfo(), autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+            (settings.pg_dbname,),
+        )
+        row = await cursor.fetchone()
+    return row is not None and row[0] > 0
+
+
+async def test_a_batch_is_committed_only_once_its_deliveries_are_recorded(
+    settings: Settings, stack_settings: Settings, receiver: LocalReceiver
+) -> None:
+    """The dispatcher is killed while recording a batch (PostgreSQL holds it on a lock): its
+    offsets were not committed, so the next dispatcher records and delivers every event."""
+    config = await webhook_settings(settings, stack_settings.kafka_bootstrap)
+    customer = await make_customer(config)
+    endpoint_id, secret = await register(config, customer.id, receiver.url)
+    await settle_orders(config, [buy(customer), sell(customer)])
+    every = await read_envelopes(config)
+    expected = {webhook_id(endpoint_id, e.event_id) for e in every if is_customer_facing(e.type)}
+    first = Process("services.webhooks", config, name="webhooks").start()
+    try:
+        first.wait_for_log(READY)
+        async with await psycopg.AsyncConnection.connect(config.conninfo()) as blocker:
+            await blocker.execute("LOCK TABLE webhooks.events IN ACCESS EXCLUSIVE MODE")
+            await publish(config, every)
+            await eventually(lambda: blocked_on_a_lock(config), timeout=30)
+            # Longer than a consumer's auto-commit interval (5 s): a dispatcher that committed
+            # on its own schedule, not after recording, would have committed by now.
+            await asyncio.sleep(AUTO_COMMIT_SECONDS + 1)
+            first.kill()
+    finally:
+        first.stop()
+    assert receiver.received == []
+
+    second = Process("services.webhooks", config, name="webhooks").start()
+    try:
+        await eventually(lambda: set(first_receipts(receiver.received)) >= expected, timeout=90)
+    finally:
+        second.stop()
+    assert all(Webhook(secret).verify(w.body, w.headers) for w in receiver.received)

@@ -144,12 +144,15 @@ async def test_operators_facts_are_not_sent_to_customers() -> None:
     customer = uuid4()
     endpoint = await desk.endpoint(customer)
     order, _ = desk.order(customer)
+    desk.views[order.id, 3] = desk.views[order.id, 4] = desk.views[order.id, 2]
 
     await desk.dispatcher.handle_records(
-        [record(order, Order.ApprovalRecorded, 3), record(order, Order.MovementUnresolved, 3)]
+        [record(order, Order.ApprovalRecorded, 3), record(order, Order.MovementUnresolved, 4)]
     )
 
     assert (await desk.store.deliveries(endpoint, page=1, limit=10))[1] == 0
+    assert desk.dead == []
+    assert desk.lookups == 0
 
 
 async def test_an_unparseable_record_is_dead_lettered_and_the_rest_recorded() -> None:

@@ -103,6 +103,8 @@ class Dispatcher:
         one is dead-lettered."""
         missing = list(envelopes)
         found: dict[tuple[UUID, int], OrderView] = {}
+        if not missing:
+            return found
         failure = "its order is not in the event store at that version"
         for attempt in range(1, self.attempts + 1):
             try:

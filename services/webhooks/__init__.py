@@ -11,5 +11,8 @@ order.
 - `endpoints`: the use cases of endpoint management (the gateway's routes and the CLI).
 - `dispatcher`: order events from Kafka -> one delivery per matching endpoint.
 - `sender`: due deliveries -> HTTP POSTs, bounded per endpoint and overall.
-- `__main__`: the dispatcher process.
+- `views`: the public order view at an event's version, from the event store.
+- `__main__`: the dispatcher process; `local`: its settings in the local run.
+- `receiver`: a local receiver (to try webhooks, for tests and the benchmark); `cli`: `otc
+  webhooks`; `bench`: `otc bench webhooks`.
 """

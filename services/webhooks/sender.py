@@ -257,12 +257,19 @@ class Sender:
         answer = await self.post(claim.url, headers, claim.body)
         outcome = self.outcome(claim, answer, started)
         if not answer.ok:
-            log.info(
+            log.debug(
                 "webhooks: attempt %d of %s to endpoint %s failed: %s",
                 claim.attempts + 1,
                 claim.webhook_id,
                 claim.endpoint_id,
                 answer.error,
+            )
+        if isinstance(outcome.decision, GiveUp):
+            log.warning(
+                "webhooks: delivery %s to endpoint %s failed for good: %s",
+                claim.webhook_id,
+                claim.endpoint_id,
+                outcome.disable.reason if outcome.disable else answer.error,
             )
         await self.settle(claim, outcome)
 

@@ -202,10 +202,10 @@ async def bench(  # noqa: PLR0913 - the benchmark's knobs
 
 def webhooks_command(
     deliveries: int = typer.Option(20_000, help="deliveries to make and send"),
-    endpoints: int = typer.Option(4, help="endpoints on the receiver (each gets every event)"),
+    endpoints: int = typer.Option(8, help="endpoints on the receiver (each gets every event)"),
     versions: int = typer.Option(5, help="events per order (sent in version order)"),
     in_flight: int = typer.Option(64, help="attempts at once, overall"),
-    per_endpoint: int = typer.Option(16, help="attempts at once, per endpoint"),
+    per_endpoint: int = typer.Option(8, help="attempts at once, per endpoint"),
 ) -> None:
     """Deliveries/s and latency of the webhook sender to a fast local receiver."""
     asyncio.run(

@@ -43,6 +43,7 @@ RESPONSE_BYTES_READ = 64 * 1024
 COALESCE_SECONDS = 0.005
 """While attempts are in flight, a wake-up waits this long so that one claim serves several."""
 SETTLE_TRIES = 5
+LEASE_MARGIN_SECONDS = 15.0
 SETTLE_BATCH = 500
 SETTLE_BATCH_SECONDS = 0.005
 
@@ -57,8 +58,10 @@ class SenderPolicy:
 
     @property
     def lease(self) -> timedelta:
-        """Longer than any attempt and the recording of its outcome."""
-        return timedelta(seconds=self.timeout_seconds + 60)
+        """Longer than an attempt and the recording of its outcome. It is also how long the
+        attempts of a sender that died hold their places: counted against their endpoint's
+        bound, and holding their orders' later events."""
+        return timedelta(seconds=self.timeout_seconds + LEASE_MARGIN_SECONDS)
 
 
 class HttpPoster:

@@ -19,16 +19,21 @@ from domain.order import Order
 from services.command_client import CommandClient
 from services.contracts import EventEnvelope
 from services.engine.app import open_orders
+from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
+from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_money_movers
+from services.vitals import process_name, vitals_running
 from services.workers.treasury import EurTreasuryWorker, TreasuryWorker, UsdcChainWorker
 
 log = logging.getLogger("otc.workers")
 
 
 async def run(settings: Settings, which: str) -> None:
+    outages = Outages(process_name(settings, which), log)
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
@@ -84,11 +89,18 @@ async def run(settings: Settings, which: str) -> None:
                         which,
                         record.offset,
                     )
-            await worker.handle_batch(envelopes)
+            try:
+                await worker.handle_batch(envelopes)
+            except INFRASTRUCTURE_ERRORS as error:
+                await pause_before_redelivery(error, outages, backoff)
+                raise
+            backoff.reset()
+            outages.ok()
 
         app = FastStream(broker, logger=log)
         log.info("%s: consuming %s as group %s", which, settings.events_topic, group)
-        await app.run()
+        async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
+            await app.run()
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     QUOTE_UNAVAILABLE = "QUOTE_UNAVAILABLE"
     COMMAND_TIMEOUT = "COMMAND_TIMEOUT"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -77,6 +78,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.QUOTE_UNAVAILABLE: 502,
     ErrorCode.COMMAND_TIMEOUT: 504,
     ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
 
 # Failures of an outside party or of the platform: a retry may succeed, so their replies are
@@ -87,6 +89,7 @@ TRANSIENT_CODES = frozenset(
         ErrorCode.QUOTE_UNAVAILABLE,
         ErrorCode.COMMAND_TIMEOUT,
         ErrorCode.INTERNAL_ERROR,
+        ErrorCode.SERVICE_UNAVAILABLE,
         ErrorCode.IDEMPOTENCY_KEY_IN_USE,
     },
 )

@@ -76,8 +76,10 @@ def describe(error: BaseException) -> str:
             root = root.__cause__
         else:
             break
+    name = type(root).__name__
     text = str(root).strip().splitlines()[0] if str(root).strip() else ""
-    return f"{type(root).__name__}: {text[:200]}" if text else type(root).__name__
+    text = text.removeprefix(f"{name}: ")  # aiokafka's errors name their class themselves
+    return f"{name}: {text[:200]}" if text else name
 
 
 @dataclass

@@ -38,9 +38,7 @@ class RenewingProducer:
         self._stopped = False
 
     async def start(self) -> None:
-        producer = self._make()
-        await producer.start()
-        self._producer = producer
+        self._producer = await started(self._make())
 
     async def stop(self) -> None:
         self._stopped = True
@@ -91,10 +89,20 @@ class RenewingProducer:
             if self._stopped or self._producer is not broken:
                 return  # renewed already by another send
             log.warning("%s: the broker refused the producer for good; renewing it", self._name)
-            fresh = self._make()
-            await fresh.start()  # if Kafka is away this raises, and the next send tries again
-            self._producer = fresh
+            # If Kafka is away this raises, and the next send tries again.
+            self._producer = await started(self._make())
         await stop_quietly(broken)
+
+
+async def started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+    """`producer`, started; closed again if it could not start (no unclosed client is left
+    behind when the broker is away)."""
+    try:
+        await producer.start()
+    except BaseException:
+        await stop_quietly(producer)
+        raise
+    return producer
 
 
 async def stop_quietly(producer: AIOKafkaProducer, timeout: float = 5.0) -> None:  # noqa: ASYNC109

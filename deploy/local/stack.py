@@ -162,7 +162,12 @@ def install_postgres() -> Path:
 
 def as_pg_owner(cmd: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: as root, run its programs as the `postgres` user."""
-    return ["runuser", "-u", "postgres", "--", *cmd] if is_root() else cmd
+    if not is_root():
+        return cmd
+    runuser = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if Path(p).exists()), "runuser"
+    )
+    return [runuser, "-u", "postgres", "--", *cmd]
 
 
 def prepare_pg_dirs() -> None:

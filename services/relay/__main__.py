@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.engine.app import Orders, open_orders
 from services.logs import configure_logging
-from services.producers import stop_quietly
+from services.producers import started, stop_quietly
 from services.relay.relay import (
     RELAY_LOCK_KEY,
     RELAY_NAME,
@@ -44,14 +44,15 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
         await positions.setup()
         orders: Orders = await asyncio.to_thread(open_orders, settings)
         stack.callback(orders.close)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            client_id="otc-relay",
+        producer = await started(
+            AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+                client_id="otc-relay",
+            )
         )
-        await producer.start()
         stack.push_async_callback(stop_quietly, producer, 10.0)
 
         async def send(key: bytes, value: bytes) -> Awaitable[Any]:

@@ -44,8 +44,8 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
         orders: Orders = await asyncio.to_thread(open_orders, settings)
         stack.callback(orders.close)
         client = CommandClient(settings, instance_id="expiry-sweeper")
-        await client.start(replies=False)
         stack.push_async_callback(client.stop_quietly)
+        await client.start(replies=False)
 
         async def publish(command: ExpireQuote) -> None:
             await client.publish(command)

@@ -155,7 +155,7 @@ async def test_partitions_move_over_when_an_instance_dies_and_nothing_is_lost_or
     assert {order.status for order in settled.values()} == {Status.COMPLETED}
     transfers = transfers_per_reference(settings)
     assert set(transfers.values()) == {1}, "a movement was made twice"
-    assert len(transfers) == 2 * ORDERS, "a movement is missing"
+    assert len(transfers) == 2 * ORDERS, "each order moves money exactly twice: debit, payout"
     assert await system.conserved()
     events = Counter((order_id, name) for order_id, _, name in stored_order_events(settings))
     assert all(count == 1 for count in events.values()), "an event was recorded twice"

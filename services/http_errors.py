@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,6 +75,8 @@ class ErrorGuard:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            log.debug("%s %s: the client went away (%s)", scope["method"], scope["path"], cid)
         except Exception as error:
             if started:
                 raise  # the answer is on its way already: nothing better can be said

@@ -24,6 +24,7 @@ from deploy.local import stack
 from services.settings import Settings
 
 PASSWORD = "throwaway-password"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -220,5 +221,16 @@ def pids_alive(*pids: int) -> list[int]:
 
 
 def kill_quietly(pid: int) -> None:
+    """SIGKILL a process of this system (one of our `-m services.` modules, nothing else: a
+    pid from an old state file may have been reused by an unrelated process)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if (
+        b"services." not in cmdline
+        or str(ROOT).encode() not in Path(f"/proc/{pid}/cwd").resolve().as_posix().encode()
+    ):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)

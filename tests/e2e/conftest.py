@@ -24,7 +24,9 @@ from pydantic import SecretStr
 
 from services.demo import DemoData, load_demo
 from services.settings import Settings
+from services.supervision import Places, read_state
 from tests.conftest import drop_database, unique_name
+from tests.infra import kill_quietly
 from tests.support import LOGS, Process
 
 QUOTE_TTL_SECONDS = 8
@@ -136,6 +138,10 @@ async def system(stack_settings: Settings) -> AsyncIterator[System]:
             yield System(settings, f"http://127.0.0.1:{settings.gateway_port}", demo, Recorder())
         finally:
             supervisor.stop()
+            leftovers = read_state(Places(state))
+            for child in leftovers["children"] if leftovers is not None else ():
+                if child["pid"] is not None:
+                    kill_quietly(child["pid"])
 
 
 def server_side_identifiers(settings: Settings) -> set[str]:

@@ -111,6 +111,7 @@ async def test_down_from_another_shell_stops_a_foreground_run_and_every_child(
         print("after down: nothing of it runs")  # noqa: T201
     finally:
         supervisor.kill()
+        kill_children(places)
 
 
 async def test_a_detached_run_is_supervised_until_down_stops_it(
@@ -169,8 +170,15 @@ async def test_a_detached_run_is_supervised_until_down_stops_it(
     finally:
         if daemon is not None:
             kill_quietly(daemon)
-        for pid in running_pids(places).values() if places.state.exists() else ():
-            kill_quietly(pid)
+        kill_children(places)
+
+
+def kill_children(places: Places) -> None:
+    """Whatever a supervisor of these places left running (after a failed test)."""
+    state = read_state(places)
+    for child in state["children"] if state is not None else ():
+        if child["pid"] is not None:
+            kill_quietly(child["pid"])
 
 
 def restarted(report: dict[str, Any], name: str) -> dict[str, Any] | None:

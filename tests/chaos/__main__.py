@@ -42,6 +42,8 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(verdict.table())  # noqa: T201 - the campaign's report
+    if verdict.failed:
+        print(verdict.evidence)  # noqa: T201 - why, for the one who reads it
     sys.exit(1 if verdict.failed else 0)
 
 

@@ -31,6 +31,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -39,6 +40,7 @@ import httpx
 import psycopg
 from pydantic import SecretStr
 
+from domain.errors import ErrorCode
 from domain.order import FINAL, Order
 from services.audit_cli import republish_range
 from services.check_cli import conservation, reconcile_report
@@ -81,6 +83,8 @@ EVENT_OF_STEP = {
 }
 GAP_SECONDS = (1.0, 4.0)
 """Seconds between two faults, drawn uniformly."""
+REQUOTES = 3
+"""How many times a client requotes an order whose quote expired before its confirm went through."""
 OUTAGE_GRACE_SECONDS = 20.0
 """After an outage ends, how long answers may still be 5xx (pools and consumers recovering)."""
 
@@ -94,7 +98,8 @@ class Campaign:
     broker_restarts: int = 1
     rounds: int = 1
     """How many times each fault kind strikes."""
-    settle_seconds: float = 600.0
+    settle_seconds: float = 240.0
+    """How long after the last fault every order has to be final."""
 
 
 @dataclass
@@ -109,6 +114,8 @@ class Tally:
     """(customer key, order id, side, Idempotency-Key) of every confirm sent."""
     server_errors: list[tuple[float, str, int]] = field(default_factory=list)
     failed_clients: list[str] = field(default_factory=list)
+    requotes: int = 0
+    """Confirms refused QUOTE_EXPIRED (the quote outlived by an outage), requoted and resent."""
 
 
 @dataclass
@@ -191,7 +198,7 @@ async def one_order(
     quoted = await client.call(
         "POST", "/otc-exchanges/quote", customer.write_key, json=body, idempotency=quote_key
     )
-    quoted.raise_for_status()
+    answered(quoted)
     order_id: str = quoted.json()["id"]
     tally.intents[order_id] = intent
     steps = tally.acknowledged.setdefault(order_id, set())
@@ -203,20 +210,32 @@ async def one_order(
             customer.write_key,
             idempotency=str(uuid.uuid4()),
         )
-        cancelled.raise_for_status()
+        answered(cancelled)
         steps.add("cancel")
         return
-    confirm_key = str(uuid.uuid4())
-    confirmed = await client.call(
-        "POST",
-        "/otc-exchanges",
-        customer.write_key,
-        json={"quoteId": order_id, "side": side},
-        idempotency=confirm_key,
-    )
-    confirmed.raise_for_status()
+    for _ in range(REQUOTES + 1):
+        confirm_key = str(uuid.uuid4())
+        confirmed = await client.call(
+            "POST",
+            "/otc-exchanges",
+            customer.write_key,
+            json={"quoteId": order_id, "side": side},
+            idempotency=confirm_key,
+        )
+        tally.confirms.append((customer.write_key, order_id, side, confirm_key))
+        if not expired(confirmed):
+            break
+        # An outage outlasted the quote: a real client asks for a fresh rate and confirms that.
+        tally.requotes += 1
+        requoted = await client.call(
+            "POST",
+            f"/otc-exchanges/{order_id}/requote",
+            customer.write_key,
+            idempotency=str(uuid.uuid4()),
+        )
+        answered(requoted)
+    answered(confirmed)
     steps.add("confirm")
-    tally.confirms.append((customer.write_key, order_id, side, confirm_key))
     await until_status(client, customer.write_key, order_id, {"pending_approval"})
     decided = await client.call(
         "POST",
@@ -224,8 +243,23 @@ async def one_order(
         demo.operator_key,
         idempotency=str(uuid.uuid4()),
     )
-    decided.raise_for_status()
+    answered(decided)
     steps.add(intent)
+
+
+def expired(response: httpx.Response) -> bool:
+    return response.status_code == HTTPStatus.BAD_REQUEST and (
+        response.json().get("code") == ErrorCode.QUOTE_EXPIRED
+    )
+
+
+def answered(response: httpx.Response) -> None:
+    """A 4xx ends the client: say which request, what status and what the gateway said."""
+    if response.is_error:
+        request = response.request
+        raise RuntimeError(
+            f"{request.method} {request.url.path}: {response.status_code} {response.text[:300]}"
+        )
 
 
 async def until_status(
@@ -370,6 +404,10 @@ def last_position(settings: Settings) -> int:
 class Verdict:
     rows: list[tuple[str, str]]
     failed: bool
+    suspects: list[str] = field(default_factory=list)
+    """Orders lost, duplicated, stuck or wrong: the ones the evidence is about."""
+    evidence: str = ""
+    """On failure: the faults with their times, and each suspect's stored history and log lines."""
 
     def table(self) -> str:
         width = max(len(name) for name, _ in self.rows)
@@ -426,13 +464,18 @@ def verdict(  # noqa: PLR0913 - everything the table says
         ("money conserved", "yes" if conserved["conserved"] else "NO"),
         ("5xx outside outages", f"{len(errors)}" + (f" {errors[:3]}" if errors else "")),
         ("5xx during outages", str(len(tally.server_errors) - len(errors))),
-        ("clients that gave up", str(len(tally.failed_clients))),
+        (
+            "clients that gave up",
+            str(len(tally.failed_clients))
+            + (f" {tally.failed_clients[:2]}" if tally.failed_clients else ""),
+        ),
         ("seconds", f"{seconds:.0f}"),
     ]
     failed = bool(lost or duplicated or stuck or wrong or mismatches or tally.failed_clients) or (
         not conserved["conserved"]
     )
-    return Verdict(rows, failed)
+    suspects = sorted({*lost, *duplicated, *stuck, *wrong})
+    return Verdict(rows, failed, suspects)
 
 
 def stored_events(settings: Settings) -> dict[str, Counter[str]]:
@@ -532,7 +575,9 @@ async def run_campaign(campaign: Campaign, base: Settings, root: Path) -> Verdic
                     try:
                         await one_order(client, demo, customer, random.Random(rng.random()), tally)
                     except Exception as error:  # noqa: BLE001 - counted, the campaign goes on
-                        tally.failed_clients.append(f"{type(error).__name__}: {error}"[:200])
+                        tally.failed_clients.append(
+                            f"{time.strftime('%H:%M:%S')} {type(error).__name__}: {error}"[:400]
+                        )
 
             sabotage = asyncio.create_task(saboteur.run(rng, plan))
             await asyncio.gather(*(order(n) for n in range(campaign.orders)))
@@ -553,7 +598,13 @@ async def run_campaign(campaign: Campaign, base: Settings, root: Path) -> Verdic
                 seconds=seconds,
             )
             found.rows.insert(-2, ("order list behind its history", str(len(behind))))
-            return Verdict(found.rows, found.failed or bool(behind))
+            failed = found.failed or bool(behind)
+            evidence = (
+                await asyncio.to_thread(gather_evidence, settings, places, faults, found.suspects)
+                if failed
+                else ""
+            )
+            return Verdict(found.rows, failed, found.suspects, evidence)
         finally:
             supervisor.stop()
 
@@ -575,6 +626,32 @@ async def settle(settings: Settings, order_ids: list[str], timeout: float) -> di
             await asyncio.sleep(1.0)
     finally:
         orders.close()
+
+
+def gather_evidence(
+    settings: Settings, places: Places, faults: Faults, suspects: list[str], lines: int = 25
+) -> str:
+    """What someone reading a red campaign in CI needs without the stack it ran on: when each
+    fault struck, and for a few suspect orders their stored events and the log lines naming them."""
+    out = ["faults struck:", *(f"  {entry}" for entry in faults.log)]
+    logs = sorted(places.logs.glob("*.log"))
+    with psycopg.connect(settings.conninfo()) as conn:
+        for order_id in suspects[:3]:
+            out.append(f"order {order_id}:")
+            rows = conn.execute(
+                "SELECT originator_version, topic, state FROM orders_events"
+                " WHERE originator_id = %s ORDER BY originator_version",
+                (order_id,),
+            ).fetchall()
+            out.extend(f"  v{version} {topic.rsplit('.', 1)[-1]}" for version, topic, _ in rows)
+            for log in logs:
+                named = [
+                    line.rstrip()
+                    for line in log.read_text(errors="replace").splitlines()
+                    if order_id in line
+                ]
+                out.extend(f"  {log.stem}: {line[:300]}" for line in named[-lines:])
+    return "\n".join(out)
 
 
 async def read_model_disagreements(settings: Settings, statuses: dict[str, str]) -> list[str]:

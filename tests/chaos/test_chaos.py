@@ -28,4 +28,4 @@ async def test_sixty_orders_through_every_fault_kind_lose_and_double_nothing(
         shutil.rmtree(root, ignore_errors=True)
 
     print("\n" + verdict.table())  # noqa: T201 - the campaign's figures, for the record
-    assert not verdict.failed, verdict.table()
+    assert not verdict.failed, verdict.table() + "\n" + verdict.evidence

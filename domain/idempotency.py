@@ -39,6 +39,7 @@ TRANSIENT_CODES = frozenset(
         ErrorCode.QUOTE_UNAVAILABLE,
         ErrorCode.COMMAND_TIMEOUT,
         ErrorCode.INTERNAL_ERROR,
+        ErrorCode.SERVICE_UNAVAILABLE,
         ErrorCode.IDEMPOTENCY_KEY_IN_USE,
     },
 )

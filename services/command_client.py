@@ -16,9 +16,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from domain.commands import Command
 from services.contracts import CORRELATION_ID, REPLY_TO, CommandEnvelope, ReplyEnvelope
+from services.producers import RenewingProducer
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,15 +30,23 @@ class CommandTimeoutError(TimeoutError):
     """No reply in time. The command may still complete: retrying it is safe."""
 
 
+class CommandNotSentError(KafkaTimeoutError):  # type: ignore[misc] # aiokafka is untyped
+    """The broker did not acknowledge the command in time (Kafka is away). The producer may
+    still deliver it later, so it may yet complete: retrying it is safe."""
+
+
 class CommandClient:
     def __init__(self, settings: Settings, *, instance_id: str | None = None) -> None:
         self.settings = settings
         self.instance_id = instance_id or f"client-{uuid.uuid4().hex[:12]}"
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            client_id=self.instance_id,
+        self._producer = RenewingProducer(
+            lambda: AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                client_id=self.instance_id,
+            ),
+            name=self.instance_id,
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._waiting: dict[str, asyncio.Future[ReplyEnvelope]] = {}
@@ -88,6 +98,11 @@ class CommandClient:
         await consumer.stop()
         raise RuntimeError(f"topic {topic} does not exist")
 
+    async def stop_quietly(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a bound
+        """Stop even when the broker is gone: give up flushing after `timeout` seconds."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.stop(), timeout=timeout)
+
     async def stop(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
@@ -114,17 +129,31 @@ class CommandClient:
         )
 
     async def send(self, command: Command, *, timeout: float = 10.0) -> ReplyEnvelope:  # noqa: ASYNC109 - the timeout is the contract
-        """Publish and wait for the engine's reply. Raises CommandTimeoutError."""
+        """Publish and wait for the engine's reply, `timeout` seconds in all. Raises
+        CommandNotSentError when the broker does not take the command in time, and
+        CommandTimeoutError when it did but no reply came."""
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            await self.publish(command, reply_to=self.instance_id, correlation_id=correlation_id)
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise CommandTimeoutError(
-                f"no reply to command {command.command_id} in {timeout}s"
-            ) from None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self.publish(
+                        command, reply_to=self.instance_id, correlation_id=correlation_id
+                    )
+            except TimeoutError:
+                raise CommandNotSentError(
+                    f"the broker did not take command {command.command_id} in {timeout}s"
+                ) from None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await future
+            except TimeoutError:
+                raise CommandTimeoutError(
+                    f"no reply to command {command.command_id} in {timeout}s"
+                ) from None
         finally:
             self._waiting.pop(correlation_id, None)
 
@@ -168,8 +197,15 @@ class CommandClient:
                 self._waiting.pop(correlation_id, None)
 
     async def _read_replies(self, consumer: AIOKafkaConsumer) -> None:
+        """Read replies for as long as the client runs: a broker outage only pauses this (the
+        consumer reconnects), it never ends it."""
         while True:
-            batches: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=500)
+            try:
+                batches: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=500)
+            except KafkaError as error:
+                log.debug("%s: reading replies failed: %s", self.instance_id, error)
+                await asyncio.sleep(1.0)
+                continue
             for records in batches.values():
                 for record in records:
                     self._deliver(record)

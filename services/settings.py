@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
 from psycopg.conninfo import make_conninfo
@@ -24,6 +25,15 @@ class Settings(BaseSettings):
     pg_user: str = Field(default="otc", description="PostgreSQL role")
     pg_password: SecretStr = Field(description="PostgreSQL password; required, no default")
     pg_pool_size: int = Field(default=10, ge=1, description="connections per process")
+    pg_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="longest wait for a pooled connection before giving up"
+    )
+    pg_reconnect_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="a pool stops retrying one lost connection after this; the next request "
+        "starts afresh (psycopg_pool's own backoff would grow past a minute)",
+    )
 
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_partitions: int = Field(default=12, ge=1, description="partitions of commands and events")
@@ -89,6 +99,55 @@ class Settings(BaseSettings):
     gateway_host: str = Field(default="127.0.0.1", description="the REST API's address")
     gateway_port: int = Field(default=8000, description="the REST API's port")
     gateway_reply_timeout_seconds: float = Field(default=10.0, gt=0, description="per command")
+    retry_after_seconds: int = Field(
+        default=5, ge=1, description="Retry-After of a 503 answered while a dependency is away"
+    )
+
+    retry_initial_seconds: float = Field(
+        default=0.2, gt=0, description="first reconnect delay after an outage starts"
+    )
+    retry_max_seconds: float = Field(
+        default=5.0, gt=0, description="cap of the reconnect backoff (doubling, with jitter)"
+    )
+    process_name: str | None = Field(default=None, description="this process, in logs and status")
+    heartbeat_file: Path | None = Field(
+        default=None, description="where this process writes its heartbeat (the supervisor sets it)"
+    )
+    heartbeat_interval_seconds: float = Field(default=2.0, gt=0, description="between heartbeats")
+    probe_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="a dependency that does not answer a probe in this is down"
+    )
+
+    ready_max_relay_lag: int = Field(
+        default=1000, ge=0, description="/ready is 503 when the relay is more events behind"
+    )
+    ready_max_projector_lag: int = Field(
+        default=1000, ge=0, description="/ready is 503 when order_list is more events behind"
+    )
+    ready_max_consumer_lag: int = Field(
+        default=1000, ge=0, description="/ready is 503 when a consumer group is more behind"
+    )
+    ready_check_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="each /ready check answers within this or fails"
+    )
+
+    engine_instances: int = Field(default=1, ge=1, description="engines the supervisor runs")
+    eur_treasury_instances: int = Field(default=1, ge=1, description="eur-treasury workers")
+    usdc_chain_instances: int = Field(default=1, ge=1, description="usdc-chain workers")
+    supervisor_backoff_initial_seconds: float = Field(
+        default=0.5, gt=0, description="delay before the first restart of a process that died"
+    )
+    supervisor_backoff_max_seconds: float = Field(
+        default=30.0, gt=0, description="cap of the restart delay (doubling, with jitter)"
+    )
+    supervisor_healthy_seconds: float = Field(
+        default=60.0, gt=0, description="a process up this long has its restart backoff reset"
+    )
+    liveness_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="the supervisor kills (and restarts) a process whose heartbeat is older",
+    )
 
     webhook_group: str = Field(default="otc-webhooks", description="the dispatcher's group")
     webhook_secrets_key: SecretStr | None = Field(
@@ -139,14 +198,22 @@ class Settings(BaseSettings):
             "POSTGRES_PASSWORD": self.pg_password.get_secret_value(),
             "POSTGRES_SCHEMA": schema,
             "POSTGRES_POOL_SIZE": str(self.pg_pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(self.pg_connect_timeout_seconds))),
+            "POSTGRES_PRE_PING": "y",
         }
 
     def conninfo(self) -> str:
-        """A libpq connection string (holds the password: never log it)."""
+        """A libpq connection string (holds the password: never log it). Connecting gives up
+        after the connect timeout, and TCP keepalives notice a server that went away silently."""
         return make_conninfo(
             host=self.pg_host,
             port=self.pg_port,
             dbname=self.pg_dbname,
             user=self.pg_user,
             password=self.pg_password.get_secret_value(),
+            connect_timeout=max(2, round(self.pg_connect_timeout_seconds)),
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
         )

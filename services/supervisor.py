@@ -1,9 +1,12 @@
 """Runs the whole system on the local stack: `python -m services.supervisor` (deploy/local/run).
 
 It starts the sandboxes, sets up what the system needs to move money (the provider token, the
-treasury's EUR account and USDC wallets, funded), then the engine, relay, expiry sweeper and the
-two treasury workers, each a subprocess with its log under `.run/logs/`. It prints what runs
-where, restarts a process that dies, and on Ctrl-C or SIGTERM (`deploy/local/down`) stops them all.
+treasury's EUR account and USDC wallets, funded), then the engine(s), relay, expiry sweeper,
+projector, the treasury workers and the gateway, each a subprocess with its log under
+`.run/logs/`. It prints what runs where, restarts a process that dies (`services.supervision`:
+capped backoff, never giving up), and on Ctrl-C or SIGTERM (`deploy/local/down`) stops them all.
+With `--detach` the supervisor itself runs in the background, so a detached system is supervised
+too; `deploy/local/down` finds it by its pid file.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,9 +32,9 @@ from services.engine.app import open_orders
 from services.resources.port import Network
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
+from services.supervision import ROOT, Child, Places, RestartPolicy, Supervisor, supervisor_pid
 from services.webhooks.local import local_webhook_env
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run"
 SECRETS = RUN / "secrets"
 
@@ -46,71 +50,6 @@ TREASURY_ADDRESSES = {
     Network.POLYGON: "0x" + "70" * 20,
     Network.SOLANA: "TreasuryUsdcSo1ana1111111111111111111111111",
 }
-RESTART_LIMIT = 5
-
-
-@dataclass
-class Places:
-    """Where the children's logs and pid files go (deploy/local/down reads .run/pids)."""
-
-    logs: Path = RUN / "logs"
-    pids: Path = RUN / "pids"
-
-
-PLACES = Places()
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    address: str = ""
-    health_url: str | None = None
-    ready_text: str | None = None
-    process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    started_at: float = field(default=0.0)
-
-    @property
-    def log_path(self) -> Path:
-        return PLACES.logs / f"{self.name}.log"
-
-    @property
-    def pid_path(self) -> Path:
-        return PLACES.pids / f"{self.name}.pid"
-
-    def start(self, env: dict[str, str]) -> None:
-        PLACES.logs.mkdir(parents=True, exist_ok=True)
-        PLACES.pids.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own modules, fixed interpreter
-                [sys.executable, *self.argv],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.started_at = time.monotonic()
-        self.pid_path.write_text(str(self.process.pid))
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-        self.pid_path.unlink(missing_ok=True)
-
-    def wait_stopped(self, timeout: float) -> None:
-        if self.process is None:
-            return
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 def sandboxes(settings: Settings) -> list[Child]:
@@ -129,48 +68,64 @@ def sandboxes(settings: Settings) -> list[Child]:
     ]
 
 
+def instances(kind: str, count: int, **fields: Any) -> list[Child]:  # noqa: ANN401 - Child's
+    """`count` children of one kind: `engine` alone, or `engine-1`, `engine-2`, ..."""
+    names = [kind] if count == 1 else [f"{kind}-{n}" for n in range(1, count + 1)]
+    return [Child(name, kind=kind, heartbeat=True, **fields) for name in names]
+
+
 def core(settings: Settings) -> list[Child]:
+    """The engine and workers (as many of each as the settings ask: they share their consumer
+    group's partitions), and one relay, sweeper and projector (each holds a lock: a second
+    would only wait)."""
     return [
-        Child(
+        *instances(
             "engine",
-            ["-m", "services.engine"],
-            f"{settings.commands_topic} -> {settings.replies_topic}",
+            settings.engine_instances,
+            argv=["-m", "services.engine"],
+            address=f"{settings.commands_topic} -> {settings.replies_topic}",
             ready_text="engine: consuming",
         ),
-        Child(
+        *instances(
             "relay",
-            ["-m", "services.relay"],
-            f"event store -> {settings.events_topic}",
+            1,
+            argv=["-m", "services.relay"],
+            address=f"event store -> {settings.events_topic}",
             ready_text="relay: publishing",
         ),
-        Child(
+        *instances(
             "sweeper",
-            ["-m", "services.sweeper"],
-            f"expired quotes -> {settings.commands_topic}",
+            1,
+            argv=["-m", "services.sweeper"],
+            address=f"expired quotes -> {settings.commands_topic}",
             ready_text="sweeper: expiring",
         ),
-        Child(
+        *instances(
             "eur-treasury",
-            ["-m", "services.workers", "eur-treasury"],
-            f"{settings.events_topic} -> bank",
+            settings.eur_treasury_instances,
+            argv=["-m", "services.workers", "eur-treasury"],
+            address=f"{settings.events_topic} -> bank",
             ready_text="eur-treasury: consuming",
         ),
-        Child(
+        *instances(
             "projector",
-            ["-m", "services.projector"],
-            "event store -> order_list",
+            1,
+            argv=["-m", "services.projector"],
+            address="event store -> order_list",
             ready_text="projector: following",
         ),
-        Child(
+        *instances(
             "usdc-chain",
-            ["-m", "services.workers", "usdc-chain"],
-            f"{settings.events_topic} -> chain",
+            settings.usdc_chain_instances,
+            argv=["-m", "services.workers", "usdc-chain"],
+            address=f"{settings.events_topic} -> chain",
             ready_text="usdc-chain: consuming",
         ),
-        Child(
+        *instances(
             "webhooks",
-            ["-m", "services.webhooks"],
-            f"{settings.events_topic} -> webhook endpoints",
+            1,
+            argv=["-m", "services.webhooks"],
+            address=f"{settings.events_topic} -> webhook endpoints",
             ready_text="webhooks: consuming",
         ),
     ]
@@ -178,7 +133,7 @@ def core(settings: Settings) -> list[Child]:
 
 def gateway(settings: Settings) -> Child:
     url = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    return Child("gateway", ["-m", "services.gateway"], url, health_url=f"{url}/ready")
+    return Child("gateway", ["-m", "services.gateway"], address=url, health_url=f"{url}/health")
 
 
 def create_event_store(settings: Settings) -> None:
@@ -196,22 +151,27 @@ def provider_token() -> str:
     return path.read_text().strip()
 
 
-async def wait_ready(child: Child, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+async def wait_ready(
+    supervisor: Supervisor,
+    child: Child,
+    timeout: float = 60.0,  # noqa: ASYNC109 - a start-up bound
+) -> None:
     deadline = time.monotonic() + timeout
+    log_path = supervisor.log_path(child)
     async with httpx.AsyncClient(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if not child.alive():
-                raise SystemExit(f"{child.name} exited; see {child.log_path}")
+                raise SystemExit(f"{child.name} exited while starting; see {log_path}")
             if child.health_url is not None:
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(child.health_url)).status_code == httpx.codes.OK:
                         return
-            elif child.ready_text is not None and child.ready_text in child.log_path.read_text(
+            elif child.ready_text is not None and child.ready_text in log_path.read_text(
                 errors="replace"
             ):
                 return
             await asyncio.sleep(0.2)
-    raise SystemExit(f"{child.name} not ready after {timeout:.0f}s; see {child.log_path}")
+    raise SystemExit(f"{child.name} not ready after {timeout:.0f}s; see {log_path}")
 
 
 async def set_up_money(settings: Settings, token: str) -> None:
@@ -262,37 +222,29 @@ async def fund(client: httpx.AsyncClient, url: str, amount: Decimal, reference: 
         )
 
 
-class Supervisor:
-    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
-        self.settings = settings
-        self.env = env
-        self.children: list[Child] = []
-        self.stopping = asyncio.Event()
+async def start_group(supervisor: Supervisor, group: list[Child]) -> None:
+    for child in group:
+        if child.health_url is not None and port_taken(child.health_url):
+            raise SystemExit(
+                f"{child.name}: {httpx.URL(child.health_url).netloc.decode()} is taken by another"
+                " process; stop it or move this one (see services/settings.py)"
+            )
+        supervisor.start_child(child)
+    await asyncio.gather(*(wait_ready(supervisor, child) for child in group))
 
-    async def start(self, group: list[Child]) -> None:
-        for child in group:
-            child.start(self.env)
-            self.children.append(child)
-        await asyncio.gather(*(wait_ready(child) for child in group))
 
-    async def watch(self) -> None:
-        """Restart a child that dies, a few times; then give up on it loudly."""
-        while not self.stopping.is_set():
-            for child in self.children:
-                if child.alive() or child.process is None or child.restarts >= RESTART_LIMIT:
-                    continue
-                child.restarts += 1
-                code = child.process.returncode
-                say(f"{child.name} exited with {code}; restart {child.restarts} ({child.log_path})")
-                child.start(self.env)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
+def port_taken(url: str) -> bool:
+    address = httpx.URL(url)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((address.host, address.port or 80)) == 0
 
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
-        for child in reversed(self.children):
-            child.wait_stopped(timeout=20)
+
+async def watch(supervisor: Supervisor) -> None:
+    """Check the children every half second, for as long as the supervisor runs."""
+    while True:
+        supervisor.check()
+        await asyncio.sleep(0.5)
 
 
 def child_env(settings: Settings, token: str) -> dict[str, str]:
@@ -310,42 +262,118 @@ def say(message: str) -> None:
     print(message, flush=True)  # noqa: T201 - the supervisor talks to its terminal
 
 
-def print_table(children: list[Child]) -> None:
+def print_table(supervisor: Supervisor) -> None:
     say("\nrunning:")
-    for child in children:
-        pid = child.process.pid if child.process else "-"
-        log = (
-            child.log_path.relative_to(ROOT)
-            if child.log_path.is_relative_to(ROOT)
-            else child.log_path
-        )
-        say(f"  {child.name:<13} pid {pid!s:<7} {child.address:<45} log {log}")
+    for child in supervisor.children:
+        path = supervisor.log_path(child)
+        log = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        say(f"  {child.name:<13} pid {child.pid!s:<7} {child.address:<45} log {log}")
 
 
-async def run(settings: Settings, *, exit_after_start: bool, demo: bool) -> None:
+async def run(settings: Settings, supervisor: Supervisor, *, demo: bool) -> None:
+    """Start everything, then keep it running until cancelled (SIGTERM, SIGINT)."""
     token = provider_token()
-    env = child_env(settings, token)
-    supervisor = Supervisor(settings.model_copy(update={"upstreams": "sandbox"}), env)
+    supervisor.env = child_env(settings, token)
+    await start_group(supervisor, sandboxes(settings))
+    await set_up_money(settings, token)
+    await asyncio.to_thread(create_event_store, settings)
+    await start_group(supervisor, core(settings))
+    await start_group(supervisor, [gateway(settings)])
+    print_table(supervisor)
+    if demo:
+        print_demo(settings, await demo_once(settings))
+    supervisor.phase = "running"
+    supervisor.write_state()
+    say(f"\n{STOP_HINT[supervisor.mode]}")
+    say(READY_LINE)
+    await watch(supervisor)
+
+
+STOP_HINT = {
+    "foreground": "Ctrl-C (or deploy/local/down from another shell) stops everything.",
+    "detached": "Running detached: deploy/local/status shows it, deploy/local/down stops it.",
+}
+READY_LINE = "supervising: every process is up; a process that dies is restarted"
+
+
+async def supervise(settings: Settings, places: Places, *, mode: str, demo: bool) -> int:
+    """The supervisor's life: its pid file, the run, and on a stop signal every child stopped."""
+    supervisor = Supervisor(
+        env={},
+        places=places,
+        policy=RestartPolicy(
+            initial=settings.supervisor_backoff_initial_seconds,
+            maximum=settings.supervisor_backoff_max_seconds,
+            healthy_after=settings.supervisor_healthy_seconds,
+        ),
+        liveness_timeout=settings.liveness_timeout_seconds,
+        mode=mode,
+        say=say,
+    )
+    places.root.mkdir(parents=True, exist_ok=True)
+    places.supervisor_pid.write_text(str(os.getpid()))
+    main_task = asyncio.current_task()
+    assert main_task is not None  # noqa: S101 - called from asyncio.run
+    stop_signal: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop_signal:
+            stop_signal.append(sig.name)
+            main_task.cancel()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, supervisor.stopping.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
-        await supervisor.start(sandboxes(settings))
-        await set_up_money(settings, token)
-        await asyncio.to_thread(create_event_store, settings)
-        await supervisor.start(core(settings))
-        await supervisor.start([gateway(settings)])
-        print_table(supervisor.children)
-        if demo:
-            print_demo(settings, await demo_once(settings))
-        if exit_after_start:
-            return
-        say("\nCtrl-C (or deploy/local/down) stops everything.")
-        await supervisor.watch()
+        await run(settings, supervisor, demo=demo)
+    except asyncio.CancelledError:
+        if not stop_signal:
+            raise
+        say(f"\n{stop_signal[0]}: stopping every process")
     finally:
-        if not exit_after_start:
-            supervisor.stop_all()
-            say("stopped every process this run started")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await asyncio.to_thread(supervisor.stop_all)
+        places.supervisor_pid.unlink(missing_ok=True)
+        say("stopped every process this run started")
+    return 0
+
+
+def detach(args: list[str], places: Places, timeout: float = 300.0) -> int:
+    """Start the supervisor as a daemon (its own session, output to its log), show its output
+    until every process is up, and return: the detached system stays supervised."""
+    places.logs.mkdir(parents=True, exist_ok=True)
+    log_path = places.supervisor_log
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as log:
+        daemon = subprocess.Popen(  # noqa: S603 - our own module, fixed interpreter
+            [sys.executable, "-m", "services.supervisor", *args, "--daemon"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        with log_path.open("rb") as log:
+            log.seek(offset)
+            fresh = log.read()
+        offset += len(fresh)
+        text = fresh.decode(errors="replace")
+        if text:
+            print(text, end="", flush=True)  # noqa: T201 - the daemon's words, relayed
+        if READY_LINE in text:
+            say(f"supervisor: pid {daemon.pid}, detached (log {log_path})")
+            return 0
+        if daemon.poll() is not None:
+            say(f"supervisor: exited with {daemon.returncode} while starting (log {log_path})")
+            return daemon.returncode or 1
+        if time.monotonic() > deadline:
+            say(f"supervisor: not up after {timeout:.0f}s; it keeps trying (log {log_path})")
+            return 1
+        time.sleep(0.2)
 
 
 def print_demo(settings: Settings, data: DemoData) -> None:
@@ -376,14 +404,22 @@ def print_demo(settings: Settings, data: DemoData) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.supervisor", description=__doc__)
-    parser.add_argument("--detach", action="store_true", help="start everything, then return")
+    parser.add_argument(
+        "--detach", action="store_true", help="run the supervisor in the background, then return"
+    )
     parser.add_argument("--no-demo", action="store_true", help="do not load or print demo data")
-    parser.add_argument("--state-dir", type=Path, help="logs and pid files here, not in .run/")
+    parser.add_argument("--state-dir", type=Path, help="state, logs and pid files here, not .run/")
+    parser.add_argument("--daemon", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.state_dir is not None:
-        PLACES.logs = args.state_dir / "logs"
-        PLACES.pids = args.state_dir / "pids"
-    asyncio.run(run(Settings(), exit_after_start=args.detach, demo=not args.no_demo))
+    places = Places(args.state_dir) if args.state_dir is not None else Places()
+    running = supervisor_pid(places)
+    if running is not None and running != os.getpid():
+        raise SystemExit(f"a supervisor already runs (pid {running}); deploy/local/down stops it")
+    if args.detach:
+        forwarded = [a for a in sys.argv[1:] if a != "--detach"]
+        raise SystemExit(detach(forwarded, places))
+    mode = "detached" if args.daemon else "foreground"
+    raise SystemExit(asyncio.run(supervise(Settings(), places, mode=mode, demo=not args.no_demo)))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -22,9 +23,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / ".run"
@@ -58,12 +62,20 @@ class StackConfig:
 
     @classmethod
     def from_env(cls) -> StackConfig:
+        """From the environment; what it does not set, from `.run/stack.env` (the ports the
+        stack was brought up with), then the defaults. So `status` and `down` from a fresh
+        shell look where `up` put things."""
+        kept = read_env_file(ENV_FILE)
+
+        def get(name: str, default: str) -> str:
+            return os.environ.get(name) or kept.get(name) or default
+
         return cls(
-            pg_port=int(os.environ.get("OTC_PG_PORT", "5432")),
-            kafka_port=int(os.environ.get("OTC_KAFKA_PORT", "9092")),
-            kafka_controller_port=int(os.environ.get("OTC_KAFKA_CONTROLLER_PORT", "9093")),
-            partitions=int(os.environ.get("OTC_KAFKA_PARTITIONS", "12")),
-            kafka_heap=os.environ.get("OTC_KAFKA_HEAP", "512m"),
+            pg_port=int(get("OTC_PG_PORT", "5432")),
+            kafka_port=int(get("OTC_KAFKA_PORT", "9092")),
+            kafka_controller_port=int(get("OTC_KAFKA_CONTROLLER_PORT", "9093")),
+            partitions=int(get("OTC_KAFKA_PARTITIONS", "12")),
+            kafka_heap=get("OTC_KAFKA_HEAP", "512m"),
         )
 
     @property
@@ -79,6 +91,15 @@ class StackConfig:
             "otc.commands.dlq": 3,
             "otc.order-events.dlq": 3,
         }
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `export NAME=value` lines of an env file written by `write_env_file`."""
+    if not path.exists():
+        return {}
+    pattern = re.compile(r"^export (OTC_[A-Z_]+)=(.*)$")
+    found = (pattern.match(line) for line in path.read_text().splitlines())
+    return {m.group(1): m.group(2) for m in found if m is not None}
 
 
 def say(message: str) -> None:
@@ -142,7 +163,12 @@ def install_postgres() -> Path:
 
 def as_pg_owner(cmd: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: as root, run its programs as the `postgres` user."""
-    return ["runuser", "-u", "postgres", "--", *cmd] if is_root() else cmd
+    if not is_root():
+        return cmd
+    runuser = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if Path(p).exists()), "runuser"
+    )
+    return [runuser, "-u", "postgres", "--", *cmd]
 
 
 def prepare_pg_dirs() -> None:
@@ -287,16 +313,21 @@ def ensure_role_and_database(bin_dir: Path, cfg: StackConfig) -> None:
         say("postgres: created role otc and database otc")
 
 
-def stop_postgres() -> None:
+def stop_postgres(mode: str = "fast") -> None:
+    """Stop the cluster: `fast` (clean) or `immediate` (no checkpoint: a crash, recovered from
+    the WAL at the next start)."""
     bin_dir = pg_bin_dir()
     if bin_dir is None or not pg_running(bin_dir):
         say("postgres: not running")
         return
-    run(
-        as_pg_owner([str(bin_dir / "pg_ctl"), "-D", str(PG_DATA), "-m", "fast", "-w", "stop"]),
+    result = run(
+        as_pg_owner([str(bin_dir / "pg_ctl"), "-D", str(PG_DATA), "-m", mode, "-w", "stop"]),
+        check=False,
         quiet=True,
     )
-    say("postgres: stopped")
+    if result.returncode != 0 and pg_running(bin_dir):
+        raise SystemExit(f"postgres: pg_ctl stop failed: {result.stderr.strip()}")
+    say(f"postgres: stopped ({mode})")
 
 
 # --------------------------------------------------------------------------- Kafka
@@ -479,19 +510,36 @@ async def ensure_topics(cfg: StackConfig) -> None:
         await admin.close()
 
 
-def stop_kafka() -> None:
+def stop_kafka(*, hard: bool = False) -> None:
+    """SIGTERM (a clean shutdown), or with `hard` SIGKILL (a crash)."""
     pid = kafka_pid()
     if pid is None:
         say("kafka: not running")
         return
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if Path(f"/proc/{pid}").exists():
-        os.kill(pid, signal.SIGKILL)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     KAFKA_PID.unlink(missing_ok=True)
-    say("kafka: stopped")
+    say("kafka: killed" if hard else "kafka: stopped")
+
+
+def restart(cfg: StackConfig, service: str, *, down_for: float, hard: bool) -> None:
+    """Stop PostgreSQL or Kafka, stay down `down_for` seconds, start it again: the outage a
+    running system has to ride out."""
+    if service == "postgres":
+        bin_dir = install_postgres()
+        stop_postgres("immediate" if hard else "fast")
+        time.sleep(down_for)
+        start_postgres(bin_dir, cfg)
+    else:
+        stop_kafka(hard=hard)
+        time.sleep(down_for)
+        start_kafka(cfg)
 
 
 # --------------------------------------------------------------------------- commands
@@ -513,7 +561,9 @@ def write_env_file(cfg: StackConfig) -> None:
         f"export OTC_PG_DBNAME=otc\n"
         f"export OTC_PG_USER=otc\n"
         f"export OTC_PG_PASSWORD={pg_password()}\n"
-        f"export OTC_KAFKA_BOOTSTRAP={cfg.bootstrap}\n",
+        f"export OTC_KAFKA_BOOTSTRAP={cfg.bootstrap}\n"
+        f"export OTC_KAFKA_PORT={cfg.kafka_port}\n"
+        f"export OTC_KAFKA_CONTROLLER_PORT={cfg.kafka_controller_port}\n",
     )
     ENV_FILE.chmod(0o600)
 
@@ -536,30 +586,60 @@ def up(cfg: StackConfig) -> None:
     say(f"  settings  source {ENV_FILE}")
 
 
-def stop_services() -> None:
-    """The processes deploy/local/run started (their pid files are under .run/pids)."""
-    pids_dir = RUN / "pids"
+def pid_alive(pid: int) -> bool:
+    """A live process (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def terminate(pids: dict[str, int], timeout: float) -> list[str]:
+    """SIGTERM each, wait up to `timeout` seconds in all, then SIGKILL what is left; the names
+    of those that were running."""
     stopped = []
-    for pid_file in sorted(pids_dir.glob("*.pid")) if pids_dir.exists() else []:
-        pid = int(pid_file.read_text().strip() or "0")
-        if pid > 0 and Path(f"/proc/{pid}").exists():
+    for name, pid in pids.items():
+        if pid > 0 and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-                stopped.append((pid_file.stem, pid))
-        pid_file.unlink(missing_ok=True)
-    deadline = time.monotonic() + 20
-    for _, pid in stopped:
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                stopped.append(name)
+    deadline = time.monotonic() + timeout
+    for pid in pids.values():
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if Path(f"/proc/{pid}").exists():
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    return stopped
+
+
+def stop_services(state_dir: Path = RUN) -> None:
+    """The system deploy/local/run started, foreground or detached: first its supervisor (which
+    stops its children and would otherwise restart them), then any child it left behind (a
+    supervisor killed with SIGKILL cannot stop them; their pid files are under `pids/`)."""
+    from services.supervision import Places, supervisor_pid  # noqa: PLC0415 - needs the venv
+
+    places = Places(state_dir)
+    pid = supervisor_pid(places)
+    if pid is not None:
+        say(f"supervisor: stopping pid {pid} and the processes it runs")
+        terminate({"supervisor": pid}, timeout=90)
+        places.supervisor_pid.unlink(missing_ok=True)
+    left = {}
+    for pid_file in sorted(places.pids.glob("*.pid")) if places.pids.exists() else []:
+        with contextlib.suppress(ValueError):
+            left[pid_file.stem] = int(pid_file.read_text().strip() or "0")
+        pid_file.unlink(missing_ok=True)
+    stopped = terminate(left, timeout=20)
     if stopped:
-        say("services: stopped " + ", ".join(name for name, _ in stopped))
+        say("services: stopped " + ", ".join(stopped))
 
 
-def down(*, purge: bool) -> None:
-    stop_services()
+def down(*, purge: bool, state_dir: Path = RUN, keep_stack: bool = False) -> None:
+    stop_services(state_dir)
+    if keep_stack:
+        return
     stop_kafka()
     stop_postgres()
     if purge:
@@ -571,34 +651,198 @@ def down(*, purge: bool) -> None:
         say("stack: state under .run/ removed (the jar cache is kept)")
 
 
-def status(cfg: StackConfig) -> int:
+def stack_status(cfg: StackConfig) -> dict[str, Any]:
     bin_dir = pg_bin_dir()
     pg_up = bin_dir is not None and pg_running(bin_dir)
-    kafka_up = kafka_pid() is not None and port_open(cfg.kafka_port)
-    pg_text = f"running on 127.0.0.1:{cfg.pg_port}" if pg_up else "stopped"
-    if bin_dir is None:
+    kafka = kafka_pid()
+    kafka_up = kafka is not None and port_open(cfg.kafka_port)
+    return {
+        "postgres": {
+            "running": pg_up,
+            "installed": bin_dir is not None,
+            "port": cfg.pg_port,
+            "pid": postgres_pid() if pg_up else None,
+            "data": str(PG_DATA),
+        },
+        "kafka": {
+            "running": kafka_up,
+            "port": cfg.kafka_port,
+            "pid": kafka if kafka_up else None,
+            "version": kafka_version(),
+            "log": str(KAFKA_LOG),
+        },
+    }
+
+
+def postgres_pid() -> int | None:
+    """The postmaster's pid, from the first line of its pid file."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int((PG_DATA / "postmaster.pid").read_text().splitlines()[0])
+    return None
+
+
+def system_status(state_dir: Path) -> dict[str, Any] | None:
+    """The supervisor and each process it runs: pid, state, uptime, restarts, last exit and
+    health (a heartbeat's age and what it finds down, or the answer of a /health URL)."""
+    from services.supervision import Places, read_state, supervisor_pid  # noqa: PLC0415
+    from services.vitals import read_heartbeat  # noqa: PLC0415
+
+    places = Places(state_dir)
+    state = read_state(places)
+    if state is None:
+        return None
+    now = time.time()
+    alive = supervisor_pid(places)
+    processes = []
+    for child in state["children"]:
+        pid = child["pid"]
+        running = pid is not None and pid_alive(pid)
+        health = "-"
+        if running and child.get("heartbeat"):
+            beat = read_heartbeat(Path(child["heartbeat"]))
+            if beat is None or beat.get("pid") != pid:
+                health = "no heartbeat yet"
+            else:
+                down_deps = ", ".join(f"{name} down" for name in beat.get("down", {}))
+                health = f"heartbeat {now - float(beat['at']):.0f}s ago" + (
+                    f"; {down_deps}" if down_deps else ""
+                )
+        elif running and child.get("health_url"):
+            health = http_health(child["health_url"])
+        last = child.get("last_exit")
+        processes.append(
+            {
+                "name": child["name"],
+                "pid": pid if running else None,
+                "state": child["state"] if running or child["state"] != "running" else "dead",
+                "uptime": now - child["started_at"] if running and child["started_at"] else None,
+                "restarts": child["restarts"],
+                "last_exit": last,
+                "health": health,
+                "log": child["log"],
+            }
+        )
+    return {
+        "supervisor": {
+            "pid": alive,
+            "running": alive is not None,
+            "mode": state["mode"],
+            "phase": state["phase"] if alive is not None else f"{state['phase']} (not running)",
+            "uptime": now - state["started_at"] if alive is not None else None,
+        },
+        "processes": processes,
+    }
+
+
+def http_health(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+            return f"http {response.status}"
+    except urllib.error.HTTPError as error:
+        return f"http {error.code}"
+    except OSError as error:
+        return f"no answer ({type(error).__name__})"
+
+
+def duration(seconds: float | None) -> str:
+    from services.supervision import format_duration  # noqa: PLC0415
+
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def exit_text(last: dict[str, Any] | None) -> str:
+    if last is None:
+        return "-"
+    how = f"killed by {last['signal']}" if last["signal"] else f"exit {last['code']}"
+    return f"{how}, {duration(time.time() - last['at'])} ago"
+
+
+ROW = "{:<15} {!s:>7}  {:<10} {:>8} {!s:>8}  {:<30} {}"
+
+
+def status(cfg: StackConfig, *, state_dir: Path = RUN, as_json: bool = False) -> int:
+    """Exit 3 when PostgreSQL or Kafka is stopped, or when a system that should run (its
+    supervisor started it and was not stopped) has a process, or its supervisor, missing."""
+    found = stack_status(cfg)
+    system = system_status(state_dir)
+    pg, kafka = found["postgres"], found["kafka"]
+    healthy = pg["running"] and kafka["running"]
+    if system is not None and not system["supervisor"]["phase"].startswith("stopped"):
+        healthy = healthy and system["supervisor"]["running"]
+        healthy = healthy and all(p["state"] == "running" for p in system["processes"])
+    if as_json:
+        print(json.dumps({**found, "system": system}, indent=1))  # noqa: T201 - the command's output
+        return 0 if healthy else 3
+    pg_text = f"running on 127.0.0.1:{cfg.pg_port}, pid {pg['pid']}" if pg["running"] else "stopped"
+    if not pg["installed"]:
         pg_text = "not installed"
     say(f"postgres  {pg_text}  (data {PG_DATA})")
-    kafka_text = f"running on {cfg.bootstrap}, pid {kafka_pid()}" if kafka_up else "stopped"
+    kafka_text = (
+        f"running on {cfg.bootstrap}, pid {kafka['pid']}" if kafka["running"] else "stopped"
+    )
     say(f"kafka     {kafka_text}  (Apache Kafka {kafka_version()}, log {KAFKA_LOG})")
-    return 0 if pg_up and kafka_up else 3
+    if system is None:
+        say("system    never started here (deploy/local/run)")
+        return 0 if healthy else 3
+    sup = system["supervisor"]
+    say(
+        f"system    supervisor {sup['phase']}"
+        + (
+            f", pid {sup['pid']}, {sup['mode']}, up {duration(sup['uptime'])}"
+            if sup["running"]
+            else ""
+        )
+    )
+    say("  " + ROW.format("process", "pid", "state", "uptime", "restarts", "last exit", "health"))
+    for proc in system["processes"]:
+        cells = (proc["name"], proc["pid"] or "-", proc["state"], duration(proc["uptime"]))
+        more = (proc["restarts"], exit_text(proc["last_exit"]), proc["health"])
+        say("  " + ROW.format(*cells, *more))
+    return 0 if healthy else 3
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="install what is missing, start what is stopped, wait until ready")
-    down_parser = sub.add_parser("down", help="stop Kafka and PostgreSQL")
+    down_parser = sub.add_parser("down", help="stop the system, Kafka and PostgreSQL")
     down_parser.add_argument("--purge", action="store_true", help="also delete their state")
-    sub.add_parser("status", help="say what runs where; exit 3 when something is stopped")
+    down_parser.add_argument(
+        "--keep-stack", action="store_true", help="stop the system only; leave Kafka and PostgreSQL"
+    )
+    status_parser = sub.add_parser(
+        "status", help="say what runs where; exit 3 when something is stopped"
+    )
+    status_parser.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    status_parser.add_argument(
+        "--stack", action="store_true", help="only PostgreSQL and Kafka (exit 3 if one is stopped)"
+    )
+    restart_parser = sub.add_parser(
+        "restart", help="restart PostgreSQL or Kafka under the running system (fault drills)"
+    )
+    restart_parser.add_argument("service", choices=["postgres", "kafka"])
+    restart_parser.add_argument(
+        "--down-for", type=float, default=0.0, help="seconds to stay stopped before starting again"
+    )
+    restart_parser.add_argument(
+        "--hard",
+        action="store_true",
+        help="postgres: immediate shutdown (no checkpoint, like a crash); kafka: SIGKILL",
+    )
+    for each in (down_parser, status_parser):
+        each.add_argument("--state-dir", type=Path, default=RUN, help="the run's state (.run/)")
     args = parser.parse_args()
     cfg = StackConfig.from_env()
     if args.command == "up":
         up(cfg)
     elif args.command == "down":
-        down(purge=args.purge)
+        down(purge=args.purge, state_dir=args.state_dir, keep_stack=args.keep_stack)
+    elif args.command == "restart":
+        restart(cfg, args.service, down_for=args.down_for, hard=args.hard)
+    elif args.stack:
+        sys.exit(0 if all(v["running"] for v in stack_status(cfg).values()) else 3)
     else:
-        sys.exit(status(cfg))
+        sys.exit(status(cfg, state_dir=args.state_dir, as_json=args.json))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,12 @@ from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
 from services.engine.service import INFRASTRUCTURE_ERRORS, EngineService
 from services.logs import configure_logging
+from services.producers import RenewingProducer
+from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_upstreams
+from services.vitals import process_name, vitals_running
 
 log = logging.getLogger("otc.engine")
 
@@ -64,6 +67,8 @@ def utc_now() -> datetime:
 
 
 async def run(settings: Settings) -> None:
+    outages = Outages(process_name(settings, "engine"), log)
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
@@ -83,12 +88,15 @@ async def run(settings: Settings) -> None:
         broker = KafkaBroker(
             settings.kafka_bootstrap, client_id="otc-engine", log_level=logging.DEBUG
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=2,
-            client_id="otc-engine-replies",
+        producer = RenewingProducer(
+            lambda: AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=2,
+                client_id="otc-engine-replies",
+            ),
+            name="engine replies",
         )
         await producer.start()
         stack.push_async_callback(producer.stop)
@@ -97,8 +105,7 @@ async def run(settings: Settings) -> None:
             topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
         ) -> Awaitable[Any]:
             encoded = [(name, text.encode()) for name, text in headers.items()]
-            future: Awaitable[Any] = await producer.send(topic, value, key=key, headers=encoded)
-            return future
+            return await producer.send(topic, value, key=key, headers=encoded)
 
         service = EngineService(
             processor,
@@ -118,18 +125,21 @@ async def run(settings: Settings) -> None:
             parser=without_reply_to,
         )
         async def on_commands(_: list[Any], msg: KafkaMessage) -> None:
-            """Commit only after the batch's events are saved and its replies delivered."""
+            """Commit only after the batch's events are saved and its replies delivered. While
+            PostgreSQL or Kafka is away the batch fails and comes again, after a backoff delay."""
             records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
             try:
                 await service.handle(records)
-            except INFRASTRUCTURE_ERRORS:
-                log.exception("infrastructure failure; the batch will be redelivered")
-                await asyncio.sleep(1.0)
+            except INFRASTRUCTURE_ERRORS as error:
+                await pause_before_redelivery(error, outages, backoff)
                 raise
+            backoff.reset()
+            outages.ok()
 
         app = FastStream(broker, logger=log)
         log.info("engine: consuming %s as group %s", settings.commands_topic, settings.engine_group)
-        await app.run()
+        async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
+            await app.run()
 
 
 def main() -> None:

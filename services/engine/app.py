@@ -11,10 +11,11 @@ import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Recording, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresRecorder
 
 from domain.idempotency import IdempotencyKey
 from domain.order import Order
+from services.pg import harden_datastore
 from services.settings import Settings
 
 
@@ -130,4 +131,12 @@ def schema_lock(settings: Settings) -> Iterator[None]:
 def open_orders(settings: Settings) -> Orders:
     """The `Orders` application, its tables created (if missing) under the schema lock."""
     with schema_lock(settings):
-        return Orders(env=orders_env(settings))
+        orders = Orders(env=orders_env(settings))
+    harden_recorder(orders.recorder, settings)
+    return orders
+
+
+def harden_recorder(recorder: object, settings: Settings) -> None:
+    """Bound the reconnect of a PostgreSQL recorder's pool (see `services.pg`)."""
+    if isinstance(recorder, PostgresRecorder):
+        harden_datastore(recorder.datastore, settings)

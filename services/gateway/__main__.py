@@ -19,11 +19,14 @@ from services.auth.principal import Principal
 from services.command_client import CommandClient
 from services.engine.app import open_orders
 from services.gateway.app import Gateway, create_app
+from services.gateway.readiness import KafkaLags, Readiness, StoreLags
 from services.logs import configure_logging
 from services.projector import open_order_list
+from services.resilience import Dependency, Outages
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_upstreams
+from services.vitals import process_name, vitals_running
 from services.webhooks.endpoints import open_webhook_endpoints
 
 log = logging.getLogger("otc.gateway")
@@ -43,10 +46,13 @@ class Credentials:
         return self.jwt.verify(token)
 
 
-def lifespan_for(settings: Settings) -> object:
+def lifespan_for(settings: Settings, outages: Outages) -> object:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            await stack.enter_async_context(
+                vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA)
+            )
             resources = await stack.enter_async_context(PostgresResourceDirectory(settings))
             await resources.create_schema()
             keys = await stack.enter_async_context(ApiKeyStore(settings))
@@ -58,21 +64,17 @@ def lifespan_for(settings: Settings) -> object:
             stack.callback(orders.close)
             commands = CommandClient(settings, instance_id=f"gateway-{uuid.uuid4().hex[:12]}")
             await commands.start()
-            stack.push_async_callback(commands.stop)
+            stack.push_async_callback(commands.stop_quietly)
             _, balances = await stack.enter_async_context(open_upstreams(settings))
+            store_lags = await stack.enter_async_context(StoreLags(settings))
+            kafka_lags = KafkaLags(settings)
+            stack.push_async_callback(kafka_lags.close)
 
             async def history(order_id: UUID) -> list[Order.Event]:
                 def read() -> list[Order.Event]:
                     return [e for e in orders.events.get(order_id) if isinstance(e, Order.Event)]
 
                 return await asyncio.to_thread(read)
-
-            async def database() -> bool:
-                return await resources.accounts([uuid.uuid4()]) == {}
-
-            async def projection() -> bool:
-                await asyncio.to_thread(read_model.max_tracking_id, orders.name)
-                return True
 
             app.state.gateway = Gateway(
                 resources=resources,
@@ -83,7 +85,8 @@ def lifespan_for(settings: Settings) -> object:
                 history=history,
                 reply_timeout=settings.gateway_reply_timeout_seconds,
                 dual_control_eur=settings.dual_control_eur,
-                ready_checks={"database": database, "read_model": projection},
+                readiness=Readiness(settings, store_lags, kafka_lags).report,
+                retry_after_seconds=settings.retry_after_seconds,
             )
             log.info(
                 "gateway: listening on http://%s:%d", settings.gateway_host, settings.gateway_port
@@ -96,7 +99,12 @@ def lifespan_for(settings: Settings) -> object:
 def main() -> None:
     configure_logging()
     settings = Settings()
-    app = create_app(lifespan_for(settings))  # type: ignore[arg-type]
+    outages = Outages(process_name(settings, "gateway"), log)
+    app = create_app(
+        lifespan_for(settings, outages),  # type: ignore[arg-type]
+        retry_after_seconds=settings.retry_after_seconds,
+        outages=outages,
+    )
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_level="info")
 
 

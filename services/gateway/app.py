@@ -41,8 +41,10 @@ from services.gateway.problems import (
     on_http_error,
     on_validation_error,
     problem_response,
+    render_problem,
     responses,
 )
+from services.gateway.readiness import Report
 from services.gateway.schemas import (
     Account,
     AccountList,
@@ -60,6 +62,8 @@ from services.gateway.schemas import (
     WalletBalance,
     WalletList,
 )
+from services.http_errors import ErrorGuard
+from services.resilience import Outages
 from services.resources.port import ResourceDirectory
 
 IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
@@ -109,7 +113,8 @@ class Gateway:
     history: Callable[[UUID], Awaitable[list[Order.Event]]]
     reply_timeout: float = 10.0
     dual_control_eur: Decimal = Decimal("100000.00")
-    ready_checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
+    readiness: Callable[[], Awaitable[Report]] | None = None
+    retry_after_seconds: int = 5
     in_flight: set[tuple[UUID, UUID]] = field(default_factory=set)
 
 
@@ -735,23 +740,34 @@ async def liveness() -> Health:
 
 
 @health.get(
-    "/ready", response_model=Health, responses={503: {"model": Health, "description": "not ready"}}
+    "/ready",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "a dependency is down or a lag too long"}},
 )
 async def readiness(gw: GatewayDep) -> Response:
-    """Every dependency answers: database, broker, read model."""
-    checks: dict[str, str] = {}
-    for name, check in gw.ready_checks.items():
-        try:
-            checks[name] = "ok" if await check() else "failing"
-        except Exception as error:  # noqa: BLE001 - any failure is "not ready"
-            checks[name] = f"failing: {type(error).__name__}"
-    ready = all(value == "ok" for value in checks.values())
-    body = Health(status="ok" if ready else "not ready", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    """PostgreSQL and Kafka answer, and the relay, the projector and every consumer group are
+    within their lag limits (the lags are in the answer either way)."""
+    report = Report(ready=True) if gw.readiness is None else await gw.readiness()
+    body = Health(
+        status="ok" if report.ready else "not ready", checks=report.checks, lags=report.lags
+    )
+    if report.ready:
+        return JSONResponse(body.model_dump())
+    return JSONResponse(
+        body.model_dump(),
+        status_code=503,
+        headers={"Retry-After": str(gw.retry_after_seconds)},
+    )
 
 
-def create_app(lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
-    """The FastAPI app; `lifespan` sets `app.state.gateway` (services/gateway/__main__.py)."""
+def create_app(
+    lifespan: Callable[[FastAPI], Any] | None = None,
+    *,
+    retry_after_seconds: int = 5,
+    outages: Outages | None = None,
+) -> FastAPI:
+    """The FastAPI app; `lifespan` sets `app.state.gateway` (services/gateway/__main__.py).
+    Whatever no handler answers becomes a problem too (`services.http_errors.ErrorGuard`)."""
     from services.gateway.webhooks import router as webhook_endpoints  # noqa: PLC0415 - it imports this module
 
     app = FastAPI(
@@ -767,6 +783,12 @@ def create_app(lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_middleware(
+        ErrorGuard,
+        render=render_problem,
+        retry_after_seconds=retry_after_seconds,
+        outages=outages,
+    )
     return app
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,15 +25,21 @@ class Problem(BaseModel):
     code: str = Field(description="the stable error code, e.g. QUOTE_EXPIRED")
     detail: str = Field(description="what happened, for people")
     field: str | None = Field(default=None, description="the request field at fault, if one is")
+    correlation_id: str | None = Field(
+        default=None,
+        serialization_alias="correlationId",
+        description="the request's correlation id (also the X-Correlation-Id header), on a 5xx",
+    )
 
 
-def problem_response(
+def problem_response(  # noqa: PLR0913 - the members of a problem, by name
     status: int,
     code: str,
     detail: str,
     *,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    correlation_id: str | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=f"https://docs.otc.example/problems/{code.lower().replace('_', '-')}",
@@ -42,13 +48,21 @@ def problem_response(
         code=code,
         detail=detail,
         field=field,
+        correlation_id=correlation_id,
     )
     return JSONResponse(
-        body.model_dump(exclude_none=True),
+        body.model_dump(exclude_none=True, by_alias=True),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+def render_problem(
+    status: int, code: str, detail: str, headers: dict[str, str], correlation_id: str
+) -> Response:
+    """The gateway's shape for `services.http_errors.ErrorGuard`: a problem with the id."""
+    return problem_response(status, code, detail, headers=headers, correlation_id=correlation_id)
 
 
 def from_domain(error: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -117,6 +131,8 @@ def responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
         ErrorCode.UNAUTHENTICATED,
         ErrorCode.INSUFFICIENT_SCOPE,
         ErrorCode.VALIDATION_ERROR,
+        ErrorCode.INTERNAL_ERROR,
+        ErrorCode.SERVICE_UNAVAILABLE,
         *codes,
     ):
         by_status.setdefault(HTTP_STATUS[code], []).append(code.value)

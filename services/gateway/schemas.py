@@ -169,5 +169,12 @@ class History(Body):
 
 
 class Health(Body):
-    status: str
-    checks: dict[str, str] = Field(default_factory=dict)
+    status: str = Field(description="ok, or not ready")
+    checks: dict[str, str] = Field(
+        default_factory=dict, description="each check: ok, or failing and why"
+    )
+    lags: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="relay and projector: events behind the store; each consumer group: "
+        "messages behind its topic (null: could not be measured)",
+    )

@@ -15,7 +15,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import orders_env, schema_lock
+from services.engine.app import harden_recorder, orders_env, schema_lock
 from services.settings import Settings
 
 ORDER_LIST_LOCK_KEY = 7_031_003
@@ -32,7 +32,9 @@ def open_order_list(settings: Settings) -> OrderListView:
     env = Environment(OrderListProjection.name, {**os.environ, **projector_env(settings)})
     with schema_lock(settings):
         factory = InfrastructureFactory[OrderListView].construct(env=env)
-        return factory.tracking_recorder(OrderListView)
+        view = factory.tracking_recorder(OrderListView)
+    harden_recorder(view, settings)
+    return view
 
 
 def take_writer_lock(conn: psycopg.Connection[Any]) -> bool:

@@ -1,8 +1,11 @@
 """The projector process: `python -m services.projector`. Its composition root.
 
 eventsourcing's `ProjectionRunner` follows the `Orders` notification log from the view's tracked
-position and applies each notification to `order_list` exactly once. SIGTERM and SIGINT stop it
-cleanly (exit 0); an error of the runner ends the process with exit code 1 instead of hanging.
+position and applies each notification to `order_list` exactly once (row and position in one
+transaction). When PostgreSQL goes away the runner fails; the projector then waits a backoff
+delay (capped, with jitter), takes its writer lock again and starts a new runner, which resumes
+from the tracked position: nothing is skipped and nothing applied twice. SIGTERM and SIGINT stop
+it cleanly (exit 0); any other error of the runner ends the process with exit code 1.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import psycopg
 from eventsourcing.projection import ProjectionRunner
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import Orders, schema_lock
+from services.engine.app import Orders, harden_recorder, schema_lock
 from services.logs import configure_logging
 from services.projector import projector_env, take_writer_lock
+from services.resilience import Backoff, Dependency, Outages, is_outage
 from services.settings import Settings
+from services.vitals import SyncPostgresProbe, Vitals, process_name
 
 log = logging.getLogger("otc.projector")
 
@@ -35,10 +40,14 @@ def on_stop_signals(action: Callable[[], None]) -> None:
         signal.signal(sig, handler)
 
 
-def follow(settings: Settings, stopping: threading.Event) -> None:
+def follow_once(settings: Settings, stopping: threading.Event, working: Callable[[], None]) -> None:
+    """One runner, from the view's tracked position until `stopping` or an error."""
     with psycopg.connect(settings.conninfo(), autocommit=True) as lock_conn:
+        told = False
         while not take_writer_lock(lock_conn):
-            log.info("another projector or a rebuild writes order_list; waiting")
+            if not told:
+                log.info("another projector or a rebuild writes order_list; waiting")
+                told = True
             if stopping.wait(STANDBY_POLL_SECONDS):
                 return
         with schema_lock(settings):
@@ -48,33 +57,69 @@ def follow(settings: Settings, stopping: threading.Event) -> None:
                 view_class=OrderListView,
                 env=projector_env(settings),
             )
-        with runner:
+        harden_recorder(runner.app.recorder, settings)
+        harden_recorder(runner.view, settings)
+        try:
+            with runner:
 
-            def stop() -> None:
-                stopping.set()
-                runner.stop()
+                def stop() -> None:
+                    stopping.set()
+                    runner.stop()
 
-            on_stop_signals(stop)
-            if stopping.is_set():
-                return
-            log.info(
-                "projector: following %s into order_list (view at position %d)",
-                runner.app_name,
-                runner.view.max_tracking_id(runner.app_name) or 0,
-            )
-            runner.run_forever()
-    log.info("projector: stopped")
+                on_stop_signals(stop)
+                if stopping.is_set():
+                    return
+                log.info(
+                    "projector: following %s into order_list (view at position %d)",
+                    runner.app_name,
+                    runner.view.max_tracking_id(runner.app_name) or 0,
+                )
+                working()
+                runner.run_forever()
+        finally:
+            on_stop_signals(stopping.set)
+            runner.view.close()
+
+
+def follow(settings: Settings, stopping: threading.Event, outages: Outages) -> None:
+    """Runners one after another for as long as PostgreSQL keeps going away."""
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
+
+    def working() -> None:
+        backoff.reset()
+        outages.ok(Dependency.POSTGRES)
+
+    while not stopping.is_set():
+        try:
+            follow_once(settings, stopping, working)
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            outages.failed(error)
+            stopping.wait(backoff.next_delay())
+        else:
+            return
 
 
 def main() -> None:
     configure_logging()
+    settings = Settings()
     stopping = threading.Event()
     on_stop_signals(stopping.set)
+    outages = Outages(process_name(settings, "projector"), log)
+    vitals = Vitals(settings, outages.process, outages)
+    probe = SyncPostgresProbe(settings)
+    beating = vitals.run_in_thread({Dependency.POSTGRES: probe}, stopping)
     try:
-        follow(Settings(), stopping)
+        follow(settings, stopping, outages)
     except Exception:
         log.exception("projector: failed")
         raise SystemExit(1) from None
+    finally:
+        stopping.set()
+        beating.join(timeout=5)
+        probe.close()
+    log.info("projector: stopped")
 
 
 if __name__ == "__main__":

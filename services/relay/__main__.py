@@ -1,18 +1,25 @@
-"""The relay process: `python -m services.relay`. Its composition root."""
+"""The relay process: `python -m services.relay`. Its composition root.
+
+Each session connects, takes the relay's leadership lock, starts a producer and tails the log
+from the recorded position. When PostgreSQL or Kafka goes away the session ends, and a new one
+starts after a backoff delay (capped, with jitter); the process itself does not exit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer
 
-from services.engine.app import open_orders
+from services.engine.app import Orders, open_orders
 from services.logs import configure_logging
+from services.producers import started, stop_quietly
 from services.relay.relay import (
     RELAY_LOCK_KEY,
     RELAY_NAME,
@@ -20,9 +27,40 @@ from services.relay.relay import (
     hold_leadership,
     relay_forever,
 )
+from services.resilience import Backoff, Dependency, Outages, ride_out
 from services.settings import Settings
+from services.vitals import process_name, vitals_running
 
 log = logging.getLogger("otc.relay")
+
+
+async def session(settings: Settings, stop: asyncio.Event, working: Callable[[], None]) -> None:
+    async with AsyncExitStack() as stack:
+        conn = await psycopg.AsyncConnection.connect(settings.conninfo(), autocommit=True)
+        stack.push_async_callback(conn.close)
+        if not await hold_leadership(conn, RELAY_LOCK_KEY, stop):
+            return
+        positions = PositionStore(conn, RELAY_NAME)
+        await positions.setup()
+        orders: Orders = await asyncio.to_thread(open_orders, settings)
+        stack.callback(orders.close)
+        producer = await started(
+            AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+                client_id="otc-relay",
+            )
+        )
+        stack.push_async_callback(stop_quietly, producer, 10.0)
+
+        async def send(key: bytes, value: bytes) -> Awaitable[Any]:
+            future: Awaitable[Any] = await producer.send(settings.events_topic, value, key=key)
+            return future
+
+        log.info("relay: publishing to %s", settings.events_topic)
+        await relay_forever(orders, positions, send, stop, working)
 
 
 async def run(settings: Settings) -> None:
@@ -30,30 +68,16 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with await psycopg.AsyncConnection.connect(settings.conninfo(), autocommit=True) as conn:
-        await hold_leadership(conn, RELAY_LOCK_KEY)
-        positions = PositionStore(conn, RELAY_NAME)
-        await positions.setup()
-        orders = open_orders(settings)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            client_id="otc-relay",
+    outages = Outages(process_name(settings, "relay"), log)
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
+    async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
+        await ride_out(
+            lambda working: session(settings, stop, working),
+            outages=outages,
+            backoff=backoff,
+            stop=stop,
         )
-        await producer.start()
-        try:
-
-            async def send(key: bytes, value: bytes) -> Awaitable[Any]:
-                future: Awaitable[Any] = await producer.send(settings.events_topic, value, key=key)
-                return future
-
-            log.info("relay: publishing to %s", settings.events_topic)
-            await relay_forever(orders, positions, send, stop)
-        finally:
-            await producer.stop()
-            orders.close()
+    log.info("relay: stopped")
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """The relay: every stored order event, in order, onto `otc.order-events`.
 
 It publishes a batch with an idempotent producer, waits for the broker's acknowledgement of all
-of it, and only then records its position in PostgreSQL. After a crash it resumes from that
-position, so an event may be published twice (consumers dedupe by `eventId`) but never skipped.
+of it, and only then records its position in PostgreSQL. After a crash, or when PostgreSQL
+or Kafka goes away, it resumes from that position, so an event may be published twice (consumers
+dedupe by `eventId`) but never skipped.
 One relay is active at a time: it holds a PostgreSQL advisory lock while it runs.
 """
 
@@ -19,6 +20,7 @@ from eventsourcing.persistence import Notification
 from domain.order import Order
 from services.contracts import EventEnvelope, event_data, event_id, event_type
 from services.engine.app import Orders
+from services.resilience import sleep_unless
 from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 
 log = logging.getLogger(__name__)
@@ -70,23 +72,39 @@ class PositionStore:
         )
 
 
-async def hold_leadership(conn: psycopg.AsyncConnection[Any], key: int) -> None:
-    """Block until this process holds the advisory lock `key` (held until `conn` closes)."""
+async def hold_leadership(
+    conn: psycopg.AsyncConnection[Any], key: int, stop: asyncio.Event | None = None
+) -> bool:
+    """Wait until this process holds the advisory lock `key` (held until `conn` closes); False
+    if `stop` was set first."""
+    told = False
     while True:
         cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
         row = await cursor.fetchone()
         if row is not None and row[0]:
-            return
-        log.info("another instance holds lock %d; waiting", key)
-        await asyncio.sleep(2.0)
+            return True
+        if not told:
+            log.info("another instance holds lock %d; waiting as a standby", key)
+            told = True
+        if stop is None:
+            await asyncio.sleep(2.0)
+        elif await sleep_unless(stop, 2.0):
+            return False
 
 
 async def relay_forever(
-    orders: Orders, positions: PositionStore, send: Send, stop: asyncio.Event
+    orders: Orders,
+    positions: PositionStore,
+    send: Send,
+    stop: asyncio.Event,
+    working: Callable[[], None] = lambda: None,
 ) -> None:
+    """Publish from the recorded position on until `stop`. Raises when PostgreSQL or Kafka
+    fails; the caller then starts again, from the position recorded last."""
     after = await positions.get()
     log.info("relay: resuming after position %s", after)
-    with NotificationTail(orders.recorder, after) as tail:
+    async with NotificationTail(orders.recorder, after) as tail:
+        working()
         while not stop.is_set():
             batch = await tail.next_batch()
             if not batch:

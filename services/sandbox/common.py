@@ -1,9 +1,11 @@
-"""Plumbing shared by the sandboxes: errors as `{"code", "message"}` bodies, JSON bodies parsed
-with `Decimal` numbers, money checks, timestamps, the connection pool and the app skeleton."""
+"""Plumbing shared by the sandboxes: errors as `{"code", "message"}` bodies (an unexpected one
+too: 500 INTERNAL_ERROR, or 503 while the database is away), JSON bodies parsed with `Decimal`
+numbers, money checks, timestamps, the connection pool and the app skeleton."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,8 +22,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
+from services.http_errors import ErrorGuard
+from services.pg import pool_options, register_pool
+from services.resilience import Dependency, Outages
 from services.sandbox.faults import FaultInjector, install_faults
 from services.settings import Settings
+from services.vitals import vitals_running
 
 Model = TypeVar("Model", bound=BaseModel)
 Connection = AsyncConnection[DictRow]
@@ -148,7 +154,7 @@ class Database:
     """
 
     def __init__(self, settings: Settings, schema: str, ddl: Sequence[str]) -> None:
-        self._settings = settings
+        self.settings = settings
         self.schema = schema
         self._ddl = ddl
         self._pool: AsyncConnectionPool[Connection] | None = None
@@ -161,14 +167,17 @@ class Database:
 
     async def open(self) -> None:
         self._pool = AsyncConnectionPool(
-            self._settings.conninfo(),
+            self.settings.conninfo(),
             connection_class=AsyncConnection[DictRow],
             kwargs={"autocommit": True, "row_factory": dict_row},
             min_size=1,
-            max_size=self._settings.pg_pool_size,
+            max_size=self.settings.pg_pool_size,
             open=False,
+            name=f"sandbox-{self.schema}",
+            **pool_options(self.settings),
         )
         await self._pool.open(wait=True)
+        register_pool(self._pool)
         async with self.transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
             for statement in self._ddl:
@@ -196,15 +205,19 @@ def create_sandbox_app(title: str, database: Database) -> FastAPI:
     """The skeleton every sandbox shares: lifespan (pool and schema), error bodies, `GET /health`
     and fault injection (`/admin/faults`) on every route outside `/admin` and `/health`."""
 
+    outages = Outages(f"sandbox-{database.schema}", logging.getLogger("otc.sandbox"))
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await database.open()
         try:
-            yield
+            async with vitals_running(database.settings, outages, Dependency.POSTGRES):
+                yield
         finally:
             await database.close()
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(ErrorGuard, render=_render_error, outages=outages)
     app.add_exception_handler(SandboxError, _on_sandbox_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_request_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _on_http_exception)  # type: ignore[arg-type]
@@ -220,6 +233,16 @@ def create_sandbox_app(title: str, database: Database) -> FastAPI:
         return JSONResponse({"status": "ok"})
 
     return app
+
+
+def _render_error(
+    status: int, code: str, message: str, headers: dict[str, str], correlation_id: str
+) -> JSONResponse:
+    """What `ErrorGuard` answers for an error no handler took: 503 while the database is
+    away, 500 otherwise; never a plain-text body."""
+    return error_response(
+        status, code, message, headers=headers, extra={"correlationId": correlation_id}
+    )
 
 
 async def _on_sandbox_error(_: Request, error: SandboxError) -> JSONResponse:

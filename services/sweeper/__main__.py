@@ -1,23 +1,62 @@
-"""The expiry sweeper process: `python -m services.sweeper`. Its composition root."""
+"""The expiry sweeper process: `python -m services.sweeper`. Its composition root.
+
+Like the relay, it works in sessions: connect, take the sweeper's lock, follow the log from the
+recorded position and sweep. When PostgreSQL or Kafka goes away the session ends, and a new one
+starts after a backoff delay; the process itself does not exit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import psycopg
 
 from domain.commands import ExpireQuote
 from services.command_client import CommandClient
-from services.engine.app import open_orders
+from services.engine.app import Orders, open_orders
 from services.logs import configure_logging
 from services.relay.relay import hold_leadership
+from services.resilience import Backoff, Dependency, Outages, ride_out
 from services.settings import Settings
 from services.sweeper.sweeper import SWEEPER_LOCK_KEY, OpenQuotes, follow_log, sweep_forever
+from services.vitals import process_name, vitals_running
 
 log = logging.getLogger("otc.sweeper")
+
+
+async def session(settings: Settings, stop: asyncio.Event, working: Callable[[], None]) -> None:
+    conninfo = settings.conninfo()
+    async with AsyncExitStack() as stack:
+        lock_conn, log_conn, sweep_conn = [
+            await stack.enter_async_context(
+                await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+            )
+            for _ in range(3)
+        ]
+        if not await hold_leadership(lock_conn, SWEEPER_LOCK_KEY, stop):
+            return
+        await OpenQuotes(log_conn).setup()
+        orders: Orders = await asyncio.to_thread(open_orders, settings)
+        stack.callback(orders.close)
+        client = CommandClient(settings, instance_id="expiry-sweeper")
+        stack.push_async_callback(client.stop_quietly)
+        await client.start(replies=False)
+
+        async def publish(command: ExpireQuote) -> None:
+            await client.publish(command)
+
+        log.info("sweeper: expiring quotes through %s", settings.commands_topic)
+        working()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(follow_log(orders, OpenQuotes(log_conn), stop))
+            group.create_task(
+                sweep_forever(OpenQuotes(sweep_conn), publish, lambda: datetime.now(UTC), stop)
+            )
 
 
 async def run(settings: Settings) -> None:
@@ -25,30 +64,16 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    conninfo = settings.conninfo()
-    async with (
-        await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as lock_conn,
-        await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as log_conn,
-        await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as sweep_conn,
-    ):
-        await hold_leadership(lock_conn, SWEEPER_LOCK_KEY)
-        await OpenQuotes(log_conn).setup()
-        orders = open_orders(settings)
-        client = CommandClient(settings, instance_id="expiry-sweeper")
-        await client.start(replies=False)
-        try:
-
-            async def publish(command: ExpireQuote) -> None:
-                await client.publish(command)
-
-            log.info("sweeper: expiring quotes through %s", settings.commands_topic)
-            await asyncio.gather(
-                follow_log(orders, OpenQuotes(log_conn), stop),
-                sweep_forever(OpenQuotes(sweep_conn), publish, lambda: datetime.now(UTC), stop),
-            )
-        finally:
-            await client.stop()
-            orders.close()
+    outages = Outages(process_name(settings, "sweeper"), log)
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
+    async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
+        await ride_out(
+            lambda working: session(settings, stop, working),
+            outages=outages,
+            backoff=backoff,
+            stop=stop,
+        )
+    log.info("sweeper: stopped")
 
 
 def main() -> None:

@@ -105,7 +105,7 @@ class OpenQuotes:
 
 
 async def follow_log(orders: Orders, quotes: OpenQuotes, stop: asyncio.Event) -> None:
-    with NotificationTail(orders.recorder, await quotes.position()) as tail:
+    async with NotificationTail(orders.recorder, await quotes.position()) as tail:
         while not stop.is_set():
             batch: list[Notification] = await tail.next_batch()
             if batch:

@@ -25,7 +25,9 @@ from services.contracts import ERROR_HEADER
 from services.engine.app import open_orders
 from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
+from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery
 from services.settings import Settings
+from services.vitals import process_name, vitals_running
 from services.webhooks.dispatcher import NAME, Dispatcher, EventRecord, LoadViews
 from services.webhooks.schedule import RetrySchedule
 from services.webhooks.sender import HttpPoster, Post, Sender, SenderPolicy
@@ -79,6 +81,7 @@ def build(  # noqa: PLR0913 - the process's ports
     load_views: LoadViews,
     post: Post,
     box: SecretBox,
+    outages: Outages | None = None,
 ) -> Webhooks:
     """The dispatcher subscribed to the order events (dead letters to `otc.order-events.dlq`),
     and the sender it wakes when it records deliveries."""
@@ -97,6 +100,8 @@ def build(  # noqa: PLR0913 - the process's ports
             },
         )
 
+    outages = outages or Outages(NAME, log)
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
     sender = Sender(store, post, box, policy=sender_policy(settings))
     dispatcher = Dispatcher(
         store,
@@ -124,16 +129,18 @@ def build(  # noqa: PLR0913 - the process's ports
         records = raw if isinstance(raw, tuple | list) else (raw,)
         try:
             await dispatcher.handle_records([record_of(record) for record in records])
-        except INFRASTRUCTURE_ERRORS:
-            log.exception("%s: infrastructure failure; the batch will be redelivered", NAME)
-            await asyncio.sleep(1.0)
+        except INFRASTRUCTURE_ERRORS as error:
+            await pause_before_redelivery(error, outages, backoff)
             raise
+        backoff.reset()
+        outages.ok()
 
     return Webhooks(dispatcher, sender)
 
 
 async def run(settings: Settings) -> None:
     box = secret_box(settings)
+    outages = Outages(process_name(settings, NAME), log)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
@@ -157,7 +164,15 @@ async def run(settings: Settings) -> None:
             acks="all",
             log_level=logging.DEBUG,
         )
-        webhooks = build(settings, broker, store=store, load_views=load_views, post=poster, box=box)
+        webhooks = build(
+            settings,
+            broker,
+            store=store,
+            load_views=load_views,
+            post=poster,
+            box=box,
+            outages=outages,
+        )
         app = FastStream(broker, logger=log)
         sending: list[asyncio.Task[None]] = []
 
@@ -175,7 +190,8 @@ async def run(settings: Settings) -> None:
         log.info(
             "%s: consuming %s as group %s", NAME, settings.events_topic, settings.webhook_group
         )
-        await app.run()
+        async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
+            await app.run()
 
 
 def main() -> None:

@@ -25,9 +25,11 @@ from services.contracts import ERROR_HEADER, CommandEnvelope
 from services.engine.app import open_orders
 from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
+from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_money_movers
+from services.vitals import process_name, vitals_running
 from services.workers.movers import EurTreasury, Mover, UsdcChain
 from services.workers.parked import PostgresParkedMovements
 from services.workers.treasury import (
@@ -70,9 +72,11 @@ def build(
     settings: Settings,
     broker: KafkaBroker,
     worker_of: Callable[[Publish, DeadLetter], TreasuryWorker],
+    outages: Outages,
 ) -> TreasuryWorker:
     """Subscribe a worker to the order events and give it the broker's publishers: outcome
     commands to `otc.commands`, dead letters to `otc.order-events.dlq`."""
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
     to_commands = broker.publisher(settings.commands_topic, title="to_commands")
     to_dead_letters = broker.publisher(settings.events_dlq_topic, title="to_order_events_dlq")
 
@@ -114,15 +118,17 @@ def build(
         raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         try:
             await worker.handle_records([record_of(record) for record in raw])
-        except INFRASTRUCTURE_ERRORS:
-            log.exception("%s: infrastructure failure; the batch will be redelivered", worker.name)
-            await asyncio.sleep(1.0)
+        except INFRASTRUCTURE_ERRORS as error:
+            await pause_before_redelivery(error, outages, backoff)
             raise
+        backoff.reset()
+        outages.ok()
 
     return worker
 
 
 async def run(settings: Settings, party: Party) -> None:
+    outages = Outages(process_name(settings, party.value), log)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
@@ -158,6 +164,7 @@ async def run(settings: Settings, party: Party) -> None:
                 dead_letter=dead_letter,
                 policy=worker_policy(settings),
             ),
+            outages,
         )
         app = FastStream(broker, logger=log)
 
@@ -169,7 +176,8 @@ async def run(settings: Settings, party: Party) -> None:
         log.info(
             "%s: consuming %s as group %s", party, settings.events_topic, group_of(settings, party)
         )
-        await app.run()
+        async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
+            await app.run()
 
 
 def main() -> None:

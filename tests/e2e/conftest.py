@@ -10,6 +10,7 @@ import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,8 +25,10 @@ from pydantic import SecretStr
 
 from services.demo import DemoData, load_demo
 from services.settings import Settings
+from services.supervision import Places, read_state
 from services.webhooks.signing import new_box_key
 from tests.conftest import drop_database, unique_name
+from tests.infra import kill_quietly
 from tests.support import LOGS, Process
 
 QUOTE_TTL_SECONDS = 8
@@ -82,59 +85,77 @@ class System:
         raise AssertionError(f"order {order_id} never reached {statuses}: {body}")
 
 
-@pytest.fixture(scope="session")
-async def system(stack_settings: Settings) -> AsyncIterator[System]:
-    database = unique_name("e2e").replace("-", "_")
+@asynccontextmanager
+async def system_settings(stack_settings: Settings, prefix: str) -> AsyncIterator[Settings]:
+    """Settings for a whole system of its own: a database, topics, consumer groups and ports;
+    the database and topics are removed afterwards."""
+    database = unique_name(prefix).replace("-", "_")
     with psycopg.connect(stack_settings.conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     topics = {
-        "commands_topic": unique_name("e2e-commands"),
-        "replies_topic": unique_name("e2e-replies"),
-        "events_topic": unique_name("e2e-events"),
-        "dlq_topic": unique_name("e2e-dlq"),
-        "events_dlq_topic": unique_name("e2e-events-dlq"),
+        "commands_topic": unique_name(f"{prefix}-commands"),
+        "replies_topic": unique_name(f"{prefix}-replies"),
+        "events_topic": unique_name(f"{prefix}-events"),
+        "dlq_topic": unique_name(f"{prefix}-dlq"),
+        "events_dlq_topic": unique_name(f"{prefix}-events-dlq"),
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(name, 3, 1) for name in topics.values()])
     ports = {name: free_port() for name in ("provider", "bank", "chain", "gateway")}
-    settings = stack_settings.model_copy(
-        update={
-            **topics,
-            "pg_dbname": database,
-            "engine_group": unique_name("e2e-engine"),
-            "eur_worker_group": unique_name("e2e-eur"),
-            "chain_worker_group": unique_name("e2e-chain"),
-            "provider_url": f"http://127.0.0.1:{ports['provider']}",
-            "bank_url": f"http://127.0.0.1:{ports['bank']}",
-            "chain_url": f"http://127.0.0.1:{ports['chain']}",
-            "gateway_port": ports["gateway"],
-            "quote_ttl_seconds": QUOTE_TTL_SECONDS,
-            "dual_control_eur": DUAL_CONTROL_EUR,
-            "upstreams": "sandbox",
-            "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
-            "webhook_group": unique_name("e2e-webhooks"),
-            "webhook_secrets_key": SecretStr(new_box_key()),
-            "webhook_allow_loopback": True,
-            "webhook_retry_schedule_seconds": WEBHOOK_RETRY_SCHEDULE,
-            "webhook_timeout_seconds": 3.0,
-            "webhook_poll_seconds": 0.1,
-        },
-    )
-    state = LOGS / unique_name("e2e-system")
-    supervisor = Process(
-        "services.supervisor", settings, "--no-demo", "--state-dir", str(state), name="supervisor"
-    )
-    supervisor.start()
     try:
-        supervisor.wait_for_log("running:", timeout=120)
-        demo = await load_demo(settings)
-        yield System(settings, f"http://127.0.0.1:{ports['gateway']}", demo, Recorder())
+        yield stack_settings.model_copy(
+            update={
+                **topics,
+                "pg_dbname": database,
+                "engine_group": unique_name(f"{prefix}-engine"),
+                "eur_worker_group": unique_name(f"{prefix}-eur"),
+                "chain_worker_group": unique_name(f"{prefix}-chain"),
+                "provider_url": f"http://127.0.0.1:{ports['provider']}",
+                "bank_url": f"http://127.0.0.1:{ports['bank']}",
+                "chain_url": f"http://127.0.0.1:{ports['chain']}",
+                "gateway_port": ports["gateway"],
+                "quote_ttl_seconds": QUOTE_TTL_SECONDS,
+                "dual_control_eur": DUAL_CONTROL_EUR,
+                "upstreams": "sandbox",
+                "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
+                "webhook_group": unique_name(f"{prefix}-webhooks"),
+                "webhook_secrets_key": SecretStr(new_box_key()),
+                "webhook_allow_loopback": True,
+                "webhook_retry_schedule_seconds": WEBHOOK_RETRY_SCHEDULE,
+                "webhook_timeout_seconds": 3.0,
+                "webhook_poll_seconds": 0.1,
+            },
+        )
     finally:
-        supervisor.stop()
         await admin.delete_topics(list(topics.values()))
         await admin.close()
         drop_database(stack_settings, database)
+
+
+@pytest.fixture(scope="session")
+async def system(stack_settings: Settings) -> AsyncIterator[System]:
+    async with system_settings(stack_settings, "e2e") as settings:
+        state = LOGS / unique_name("e2e-system")
+        supervisor = Process(
+            "services.supervisor",
+            settings,
+            "--no-demo",
+            "--state-dir",
+            str(state),
+            name="supervisor",
+        )
+        supervisor.start()
+        try:
+            supervisor.wait_for_log("running:", timeout=120)
+            demo = await load_demo(settings)
+            yield System(settings, f"http://127.0.0.1:{settings.gateway_port}", demo, Recorder())
+        finally:
+            supervisor.stop()
+            leftovers = read_state(Places(state))
+            for child in leftovers["children"] if leftovers is not None else ():
+                if child["pid"] is not None:
+                    kill_quietly(child["pid"])
 
 
 def server_side_identifiers(settings: Settings) -> set[str]:

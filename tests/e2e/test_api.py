@@ -468,3 +468,18 @@ async def test_zz_no_response_ever_showed_a_server_side_identifier(system: Syste
     leaked = [s for s in secrets for body in system.recorder.bodies if s in body]
     assert len(system.recorder.bodies) > 50
     assert leaked == []
+
+
+async def test_ready_reports_each_dependency_and_every_lag(system: System) -> None:
+    async with system.client() as client:
+        response = await client.get("/ready")
+
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ok"
+    settings = system.settings
+    groups = {settings.engine_group, settings.eur_worker_group, settings.chain_worker_group}
+    assert set(body["checks"]) == {"database", "kafka", "relay", "projector", *groups}
+    assert set(body["checks"].values()) == {"ok"}
+    assert set(body["lags"]) == {"relay", "projector", *groups}
+    assert all(isinstance(lag, int) and lag >= 0 for lag in body["lags"].values())

@@ -37,15 +37,17 @@ class MoneySystem:
     store: Orders
     processes: dict[str, Process] = field(default_factory=dict)
 
-    def start(self, name: str) -> Process:
+    def start(self, name: str, instance: int | None = None) -> Process:
+        """Start one process of this kind: `name`, or `name-instance` beside others of it."""
         module, *args = {
             "engine": ["services.engine"],
             "relay": ["services.relay"],
             "eur-treasury": ["services.workers", "eur-treasury"],
             "usdc-chain": ["services.workers", "usdc-chain"],
         }[name]
-        process = Process(module, self.settings, *args, name=name).start()
-        self.processes[name] = process
+        key = name if instance is None else f"{name}-{instance}"
+        process = Process(module, self.settings, *args, name=key).start()
+        self.processes[key] = process
         return process
 
     async def customer(

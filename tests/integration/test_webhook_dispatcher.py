@@ -28,9 +28,9 @@ from services.webhooks.signing import SecretBox, new_box_key, webhook_id
 from services.webhooks.ssrf import UrlGuard
 from services.webhooks.store import PostgresWebhookStore
 from tests.conftest import unique_name
+from tests.infra import ThrowawayKafka
 from tests.integration.webhook_orders import buy, read_envelopes, sell, settle_orders
 from tests.support import Process, eventually, make_customer
-from tests.throwaway_kafka import ThrowawayBroker
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +39,12 @@ AUTO_COMMIT_SECONDS = 5
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[ThrowawayBroker]:
-    started = ThrowawayBroker(tmp_path)
-    started.start()
+def broker(tmp_path: Path) -> Iterator[ThrowawayKafka]:
+    started = ThrowawayKafka(tmp_path / "kafka").create()
     try:
         yield started
     finally:
-        started.stop()
+        started.destroy()
 
 
 @pytest.fixture
@@ -130,7 +129,7 @@ def assert_each_order_in_version_order(received: list[Received], versions: dict[
 
 
 async def test_nothing_is_lost_through_a_sigkill_of_the_dispatcher_and_a_broker_restart(
-    settings: Settings, broker: ThrowawayBroker, receiver: LocalReceiver
+    settings: Settings, broker: ThrowawayKafka, receiver: LocalReceiver
 ) -> None:
     config = await webhook_settings(settings, broker.bootstrap)
     customer = await make_customer(config)
@@ -154,7 +153,8 @@ async def test_nothing_is_lost_through_a_sigkill_of_the_dispatcher_and_a_broker_
     try:
         dispatcher.wait_for_log(READY)
         await eventually(lambda: len(first_receipts(receiver.received)) >= 50, timeout=60)
-        await asyncio.to_thread(broker.restart)
+        await asyncio.to_thread(broker.stop)
+        await asyncio.to_thread(broker.start)
         await publish(config, third)
 
         await eventually(

@@ -1,0 +1,354 @@
+"""Keeping a set of child processes running: the machinery of `services.supervisor`.
+
+A child that exits is started again after a delay that doubles with each failure in a row, with
+jitter, up to a cap (`RestartPolicy`). A child that stayed up for a healthy while (a minute by
+default) has its failures forgotten, so the next exit is restarted quickly again. There is no
+limit: a child that keeps failing is retried at the cap for as long as the supervisor runs, and
+every restart says so in the supervisor's output. A child whose heartbeat file goes stale is
+hung: it is killed, and then restarted like any other exit.
+
+What runs is written to a state file after every change (`.run/supervisor.json`): each child's
+pid, state, start time, restarts and last exit. `deploy/local/status` reads it; the supervisor's
+own pid is in `.run/supervisor.pid`, which `deploy/local/down` signals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from services.vitals import read_heartbeat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Places:
+    """Where the supervisor keeps its state: by default under `.run/`."""
+
+    root: Path = ROOT / ".run"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.root / "pids"
+
+    @property
+    def heartbeats(self) -> Path:
+        return self.root / "heartbeats"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "supervisor.json"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.root / "supervisor.pid"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.logs / "supervisor.log"
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    initial: float = 0.5
+    maximum: float = 30.0
+    healthy_after: float = 60.0
+
+    def delay(self, failures: int, draw: Callable[[], float] = random.random) -> float:
+        """The wait before restart number `failures` of a failing streak (from 1): drawn from
+        [ceiling / 2, ceiling], ceiling = min(maximum, initial x 2**(failures - 1))."""
+        ceiling = self.ceiling(failures)
+        return ceiling / 2 + draw() * ceiling / 2
+
+    def ceiling(self, failures: int) -> float:
+        return min(self.maximum, self.initial * 2.0 ** max(failures - 1, 0))
+
+    def at_maximum(self, failures: int) -> bool:
+        return self.ceiling(failures) >= self.maximum
+
+
+class Running(Protocol):
+    """What the supervisor needs of a started process (a `subprocess.Popen`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+Spawn = Callable[[list[str], dict[str, str], Path], Running]
+
+
+def spawn_python(argv: list[str], env: dict[str, str], log_path: Path) -> Running:
+    """`python ARGV...` in its own session (a Ctrl-C reaches the supervisor only), output to
+    its log file."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own modules, fixed interpreter
+            [sys.executable, *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+@dataclass
+class Exit:
+    code: int | None
+    signal: str | None
+    at: float
+    uptime: float
+
+    def describe(self) -> str:
+        how = f"killed by {self.signal}" if self.signal else f"exit {self.code}"
+        return f"{how} after {format_duration(self.uptime)}"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    kind: str = ""
+    address: str = ""
+    health_url: str | None = None
+    ready_text: str | None = None
+    heartbeat: bool = False
+    process: Running | None = None
+    restarts: int = 0
+    failures: int = 0
+    started_at: float = 0.0
+    started_wall: float = 0.0
+    last_exit: Exit | None = None
+    next_start: float | None = None
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or self.name
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def state(self) -> str:
+        if self.alive():
+            return "running"
+        if self.next_start is not None:
+            return "restarting"
+        return "stopped"
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:  # noqa: PLR2004 - a minute
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:  # noqa: PLR2004 - an hour
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def signal_name(code: int | None) -> str | None:
+    if code is None or code >= 0:
+        return None
+    with contextlib.suppress(ValueError):
+        return signal.Signals(-code).name
+    return f"signal {-code}"
+
+
+@dataclass
+class Supervisor:
+    env: dict[str, str]
+    places: Places = field(default_factory=Places)
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    liveness_timeout: float = 30.0
+    mode: str = "foreground"
+    spawn: Spawn = spawn_python
+    say: Callable[[str], None] = print
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    draw: Callable[[], float] = random.random
+    children: list[Child] = field(default_factory=list)
+    phase: str = "starting"
+    started_wall: float = field(default_factory=time.time)
+
+    def heartbeat_path(self, child: Child) -> Path:
+        return self.places.heartbeats / f"{child.name}.json"
+
+    def log_path(self, child: Child) -> Path:
+        return self.places.logs / f"{child.name}.log"
+
+    def start_child(self, child: Child) -> None:
+        for folder in (self.places.logs, self.places.pids, self.places.heartbeats):
+            folder.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, "OTC_PROCESS_NAME": child.name}
+        if child.heartbeat:
+            self.heartbeat_path(child).unlink(missing_ok=True)
+            env["OTC_HEARTBEAT_FILE"] = str(self.heartbeat_path(child))
+        child.process = self.spawn(child.argv, env, self.log_path(child))
+        child.started_at = self.clock()
+        child.started_wall = self.wall_clock()
+        child.next_start = None
+        (self.places.pids / f"{child.name}.pid").write_text(str(child.process.pid))
+        if child not in self.children:
+            self.children.append(child)
+        self.write_state()
+
+    def check(self) -> None:
+        """One pass over the children: note exits, schedule and make restarts, kill the hung.
+        Once stopping, nothing is restarted."""
+        if self.phase in {"stopping", "stopped"}:
+            return
+        now = self.clock()
+        for child in self.children:
+            if child.process is not None and child.next_start is None and not child.alive():
+                self._exited(child, now)
+            elif child.alive() and self._hung(child, now):
+                self.say(
+                    f"{child.name}: no heartbeat for over {self.liveness_timeout:.0f}s;"
+                    f" killing pid {child.pid}"
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    assert child.process is not None  # noqa: S101 - alive
+                    child.process.send_signal(signal.SIGKILL)
+            if child.next_start is not None and now >= child.next_start:
+                child.restarts += 1
+                self.start_child(child)
+                self.say(f"{child.name}: restarted (restart {child.restarts}), pid {child.pid}")
+
+    def _exited(self, child: Child, now: float) -> None:
+        assert child.process is not None  # noqa: S101 - it was started
+        code = child.process.returncode
+        uptime = now - child.started_at
+        child.last_exit = Exit(code, signal_name(code), self.wall_clock(), uptime)
+        if uptime >= self.policy.healthy_after:
+            child.failures = 0
+        child.failures += 1
+        delay = self.policy.delay(child.failures, self.draw)
+        child.next_start = now + delay
+        note = (
+            f"; it keeps failing ({child.failures} in a row): retrying every"
+            f" {self.policy.maximum:.0f}s or so until it stays up"
+            if self.policy.at_maximum(child.failures)
+            else ""
+        )
+        self.say(
+            f"{child.name}: {child.last_exit.describe()}; restarting in {delay:.1f}s"
+            f"{note} (log {self.log_path(child)})"
+        )
+        self.write_state()
+
+    def _hung(self, child: Child, now: float) -> bool:
+        if not child.heartbeat or now - child.started_at < self.liveness_timeout:
+            return False
+        beat = read_heartbeat(self.heartbeat_path(child))
+        if beat is None or beat.get("pid") != child.pid:
+            return True
+        return self.wall_clock() - float(beat.get("at", 0)) > self.liveness_timeout
+
+    def stop_all(self, timeout: float = 20.0) -> None:
+        """SIGTERM to every child, then SIGKILL to any still there after `timeout` seconds."""
+        self.phase = "stopping"
+        self.write_state()
+        for child in reversed(self.children):
+            child.next_start = None
+            if child.alive():
+                assert child.process is not None  # noqa: S101 - alive
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(signal.SIGTERM)
+        deadline = self.clock() + timeout
+        for child in reversed(self.children):
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=max(0.1, deadline - self.clock()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(signal.SIGKILL)
+                child.process.wait(timeout=10)
+            (self.places.pids / f"{child.name}.pid").unlink(missing_ok=True)
+        self.phase = "stopped"
+        self.write_state()
+
+    def write_state(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "mode": self.mode,
+            "phase": self.phase,
+            "started_at": self.started_wall,
+            "updated_at": self.wall_clock(),
+            "liveness_timeout": self.liveness_timeout,
+            "children": [self._child_state(child) for child in self.children],
+        }
+        self.places.root.mkdir(parents=True, exist_ok=True)
+        scratch = self.places.state.with_name(f".{self.places.state.name}.tmp")
+        scratch.write_text(json.dumps(state, indent=1))
+        scratch.replace(self.places.state)
+
+    def _child_state(self, child: Child) -> dict[str, Any]:
+        return {
+            "name": child.name,
+            "kind": child.kind,
+            "pid": child.pid if child.alive() else None,
+            "state": child.state(),
+            "started_at": child.started_wall if child.alive() else None,
+            "restarts": child.restarts,
+            "failures_in_a_row": child.failures,
+            "last_exit": asdict(child.last_exit) if child.last_exit else None,
+            "next_start_in": (
+                max(0.0, child.next_start - self.clock()) if child.next_start is not None else None
+            ),
+            "address": child.address,
+            "health_url": child.health_url,
+            "heartbeat": str(self.heartbeat_path(child)) if child.heartbeat else None,
+            "log": str(self.log_path(child)),
+        }
+
+
+def read_state(places: Places) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = json.loads(places.state.read_text())
+    except (OSError, ValueError):
+        return None
+    return found
+
+
+def supervisor_pid(places: Places) -> int | None:
+    """The pid of a live supervisor using these places, judged by its command line."""
+    try:
+        pid = int(places.supervisor_pid.read_text().strip() or "0")
+    except (OSError, ValueError):
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if pid <= 0 or not cmdline.exists():
+        return None
+    with contextlib.suppress(OSError):
+        if b"services.supervisor" in cmdline.read_bytes():
+            return pid
+    return None

@@ -1,0 +1,204 @@
+"""Every error the gateway answers is a problem with a code, the unexpected ones included: the
+app in process, its collaborators faked, the failures forced."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, cast
+from uuid import UUID
+
+import httpx
+import psycopg
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from services.adapters.fakes import FakeWalletBalances
+from services.auth.principal import Principal, Scope
+from services.command_client import CommandClient, CommandNotSentError
+from services.gateway.app import Gateway, OrderReadModel, create_app, with_gateway
+from services.gateway.readiness import Report
+from services.resources.fake import InMemoryResourceDirectory
+
+CUSTOMER = uuid.uuid4()
+KEY = {"x-api-key": "otc_test"}
+
+
+class Caller:
+    async def api_key(self, key: str) -> Principal | None:
+        del key
+        return Principal(CUSTOMER, frozenset({Scope.READ, Scope.WRITE}), "key-1", "api-key")
+
+    def bearer(self, token: str) -> Principal | None:
+        del token
+        return None
+
+
+class FailingResources(InMemoryResourceDirectory):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def accounts_of(self, customer_id: UUID) -> list[Any]:
+        del customer_id
+        raise self.error
+
+
+class Unsent:
+    """A command client whose broker is away."""
+
+    async def send(self, command: object, *, timeout: float) -> object:  # noqa: ASYNC109
+        del command, timeout
+        raise CommandNotSentError("the broker did not take the command in 10s")
+
+
+async def no_history(order_id: UUID) -> list[Any]:
+    del order_id
+    return []
+
+
+def gateway(**changes: Any) -> Gateway:  # noqa: ANN401 - Gateway's fields
+    fields: dict[str, Any] = {
+        "resources": InMemoryResourceDirectory(),
+        "auth": Caller(),
+        "read_model": cast("OrderReadModel", None),
+        "commands": cast("CommandClient", Unsent()),
+        "balances": FakeWalletBalances(),
+        "history": no_history,
+        "retry_after_seconds": 7,
+        **changes,
+    }
+    return Gateway(**fields)
+
+
+async def client_for(gw: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(lambda app: with_gateway(app, gw), retry_after_seconds=7)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def crashing() -> AsyncIterator[httpx.AsyncClient]:
+    resources = FailingResources(RuntimeError("secret detail: /srv/otc/db.py line 12"))
+    async for client in client_for(gateway(resources=resources)):
+        yield client
+
+
+async def test_an_unexpected_exception_is_a_problem_500_with_a_correlation_id(
+    crashing: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="services.http_errors"):
+        response = await crashing.get("/otc-exchanges/accounts", headers=KEY)
+
+    body = response.json()
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert body["code"] == "INTERNAL_ERROR"
+    assert body["status"] == 500
+    correlation_id = body["correlationId"]
+    assert response.headers["x-correlation-id"] == correlation_id
+    assert correlation_id in body["detail"]
+    assert "secret detail" not in response.text
+    assert "Traceback" not in response.text
+    assert correlation_id in caplog.text
+    assert "RuntimeError: secret detail" in caplog.text
+
+
+async def test_a_correlation_id_the_caller_sent_is_the_one_answered(
+    crashing: httpx.AsyncClient,
+) -> None:
+    response = await crashing.get(
+        "/otc-exchanges/accounts", headers={**KEY, "X-Correlation-Id": "caller-chosen-id-42"}
+    )
+
+    assert response.json()["correlationId"] == "caller-chosen-id-42"
+    assert response.headers["x-correlation-id"] == "caller-chosen-id-42"
+
+
+async def test_a_malformed_correlation_id_is_replaced(crashing: httpx.AsyncClient) -> None:
+    response = await crashing.get(
+        "/otc-exchanges/accounts", headers={**KEY, "X-Correlation-Id": "<script>"}
+    )
+
+    assert response.json()["correlationId"] != "<script>"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.OperationalError("consuming input failed: server closed the connection"),
+        KafkaConnectionError("Unable to bootstrap"),
+    ],
+)
+async def test_a_dependency_outage_is_a_problem_503_with_retry_after(error: Exception) -> None:
+    async for client in client_for(gateway(resources=FailingResources(error))):
+        response = await client.get("/otc-exchanges/accounts", headers=KEY)
+
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "7"
+        assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+        assert "server closed" not in response.text
+
+
+async def test_a_command_the_broker_did_not_take_is_a_503() -> None:
+    async for client in client_for(gateway()):
+        response = await client.post(
+            "/otc-exchanges/quote",
+            headers=KEY,
+            json={
+                "side": "buy",
+                "sourceAccountId": str(uuid.uuid4()),
+                "destinationWalletId": str(uuid.uuid4()),
+                "sourceAmount": "100.00",
+            },
+        )
+
+        assert response.status_code == 503
+        assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+        assert "Idempotency-Key" in response.json()["detail"]
+
+
+async def test_errors_answered_by_handlers_carry_the_correlation_id_too() -> None:
+    async for client in client_for(gateway()):
+        response = await client.get("/otc-exchanges/accounts")
+
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert len(response.headers["x-correlation-id"]) >= 8
+
+
+async def test_ready_is_503_with_retry_after_and_the_lags_when_a_check_fails() -> None:
+    async def report() -> Report:
+        return Report(
+            ready=False,
+            checks={"database": "ok", "relay": "failing: lag 5000 over 1000"},
+            lags={"relay": 5000, "projector": 0},
+        )
+
+    async for client in client_for(gateway(readiness=report)):
+        response = await client.get("/ready")
+
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "7"
+        assert response.json() == {
+            "status": "not ready",
+            "checks": {"database": "ok", "relay": "failing: lag 5000 over 1000"},
+            "lags": {"relay": 5000, "projector": 0},
+        }
+
+
+async def test_ready_is_200_with_the_lags_when_every_check_passes() -> None:
+    async def report() -> Report:
+        return Report(ready=True, checks={"database": "ok"}, lags={"relay": 3})
+
+    async for client in client_for(gateway(readiness=report)):
+        response = await client.get("/ready")
+
+        assert response.status_code == 200
+        assert response.json()["lags"] == {"relay": 3}

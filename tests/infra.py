@@ -181,7 +181,7 @@ class ThrowawayKafka:
             f"user {stack.SCRAM} {user} {stack.kafka_password(user)}"
             for user in stack.scram_users()
         ]
-        stack.provision(stack.kafka_lib_dir(), "apply", [*stack.broker_plan(self.config), *users])
+        stack.provision(stack.kafka_lib_dir(), [*stack.broker_plan(self.config), *users])
         asyncio.run(self._wait_for_broker())
         return self
 

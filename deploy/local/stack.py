@@ -52,6 +52,7 @@ KAFKA_LOG = KAFKA_DIR / "kafka.log"
 KAFKA_PID = KAFKA_DIR / "kafka.pid"
 KAFKA_PROPERTIES = KAFKA_DIR / "server.properties"
 KAFKA_PROVISIONED = KAFKA_DIR / "provisioned.sha256"
+KAFKA_ACLS_APPLIED = KAFKA_DIR / "acls-applied"
 KAFKA_SECRETS = RUN / "secrets" / "kafka"
 KAFKA_PROVISION = KAFKA_DEPLOY / "Provision.java"
 KAFKA_TOOLS_LOGGING = KAFKA_DEPLOY / "log4j2-tools.properties"
@@ -565,6 +566,11 @@ def acl_plan(settings: Settings, *, leave: set[Grant] | None = None) -> list[str
     ]
 
 
+def dropped(lines: list[str]) -> list[str]:
+    """`acl` plan lines turned into `drop` lines: those bindings are to be deleted."""
+    return [line.replace("acl ", "drop ", 1) for line in lines if line.startswith("acl ")]
+
+
 def provisioner(lib: Path) -> Path:
     """deploy/kafka/Provision.java compiled once into the cache (per version of its source)."""
     source = KAFKA_PROVISION.read_bytes()
@@ -579,7 +585,7 @@ def provisioner(lib: Path) -> Path:
     return classes
 
 
-def provision(lib: Path, mode: str, plan: list[str]) -> None:
+def provision(lib: Path, plan: list[str]) -> None:
     """Run deploy/kafka/Provision.java (one JVM; the plan, passwords included, on its stdin)."""
     result = subprocess.run(
         [
@@ -591,7 +597,6 @@ def provision(lib: Path, mode: str, plan: list[str]) -> None:
             "-cp",
             f"{lib}/*:{provisioner(lib)}",
             "Provision",
-            mode,
         ],
         input="\n".join(plan) + "\n",
         text=True,
@@ -605,19 +610,25 @@ def provision(lib: Path, mode: str, plan: list[str]) -> None:
 
 def provision_kafka(cfg: StackConfig, lib: Path) -> None:
     """Every user's SCRAM credential and every ACL of services/kafka_acls.py for the system's
-    topic and group names. Skipped when this very plan was applied to this very log dir."""
+    topic and group names; the ACLs an earlier `up` made that the table no longer has are
+    deleted (ACLs on other names, such as the tests' own, are not `up`'s to touch). Skipped when
+    this very plan was applied to this very log dir."""
     from services.kafka_acls import ADMIN  # noqa: PLC0415
 
+    acls = acl_plan(system_settings(cfg, ADMIN))
+    earlier = KAFKA_ACLS_APPLIED.read_text().splitlines() if KAFKA_ACLS_APPLIED.exists() else []
     plan = [
         *broker_plan(cfg),
         *(f"user {SCRAM} {user} {kafka_password(user)}" for user in scram_users()),
-        *acl_plan(system_settings(cfg, ADMIN)),
+        *acls,
     ]
     meta = (KAFKA_DATA / "meta.properties").read_text()
     stamp = hashlib.sha256("\n".join([meta, *plan]).encode()).hexdigest()
-    if KAFKA_PROVISIONED.exists() and KAFKA_PROVISIONED.read_text() == stamp:
+    done = KAFKA_PROVISIONED.exists() and KAFKA_PROVISIONED.read_text() == stamp
+    if done and KAFKA_ACLS_APPLIED.exists():
         return
-    provision(lib, "apply", plan)
+    provision(lib, [*plan, *dropped([line for line in earlier if line not in acls])])
+    KAFKA_ACLS_APPLIED.write_text("\n".join(acls) + "\n")
     write_private(KAFKA_PROVISIONED, stamp)
 
 
@@ -995,8 +1006,8 @@ def change_acls(*, revoke: bool) -> None:
     from services.settings import Settings  # noqa: PLC0415
 
     settings = Settings()
-    plan = [*client_plan(settings), *acl_plan(settings, leave=system_grants())]
-    provision(kafka_lib_dir(), "revoke" if revoke else "apply", plan)
+    acls = acl_plan(settings, leave=system_grants())
+    provision(kafka_lib_dir(), [*client_plan(settings), *(dropped(acls) if revoke else acls)])
 
 
 def main() -> None:

@@ -998,6 +998,15 @@ def status(cfg: StackConfig, *, state_dir: Path = RUN, as_json: bool = False) ->
     return 0 if healthy else 3
 
 
+def make_secrets() -> None:
+    """The Kafka passwords `up` would generate, without starting anything (for compose.yaml)."""
+    from services.kafka_acls import BROKER  # noqa: PLC0415
+
+    for user in [BROKER, *scram_users()]:
+        kafka_password(user)
+    say(f"kafka: passwords of {BROKER} and {', '.join(scram_users())} in {KAFKA_SECRETS}")
+
+
 def change_acls(*, revoke: bool) -> None:
     """The ACLs of services/kafka_acls.py for the topic and group names of the OTC_ environment,
     granted or revoked as its (super user) principal: for tests that run the real principals on
@@ -1043,6 +1052,7 @@ def main() -> None:
     acl_help = "{} the ACLs for the topic and group names of the OTC_ environment"
     sub.add_parser("grant", help=acl_help.format("grant"))
     sub.add_parser("revoke", help=acl_help.format("revoke"))
+    sub.add_parser("secrets", help="generate the Kafka passwords only (for deploy/compose.yaml)")
     args = parser.parse_args()
     cfg = StackConfig.from_env()
     if args.command == "up":
@@ -1053,6 +1063,8 @@ def main() -> None:
         restart(cfg, args.service, down_for=args.down_for, hard=args.hard)
     elif args.command in {"grant", "revoke"}:
         change_acls(revoke=args.command == "revoke")
+    elif args.command == "secrets":
+        make_secrets()
     elif args.stack:
         sys.exit(0 if all(v["running"] for v in stack_status(cfg).values()) else 3)
     else:

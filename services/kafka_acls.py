@@ -73,7 +73,7 @@ def access(settings: Settings) -> dict[Principal, Access]:
         Principal.EUR_TREASURY: worker(s.eur_worker_group),
         Principal.USDC_CHAIN: worker(s.chain_worker_group),
         Principal.WEBHOOKS: Access(
-            reads=(s.events_topic,), groups=(s.webhooks_group,), writes=(s.events_dlq_topic,)
+            reads=(s.events_topic,), groups=(s.webhook_group,), writes=(s.events_dlq_topic,)
         ),
         # Audit republish and the replay of dead letters write where the relay and the
         # producers of commands do; `otc command` waits for its reply.

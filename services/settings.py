@@ -85,9 +85,7 @@ class Settings(BaseSettings):
     engine_group: str = Field(default="otc-engine", description="the engine's consumer group")
     eur_worker_group: str = Field(default="otc-eur-treasury", description="consumer group")
     chain_worker_group: str = Field(default="otc-usdc-chain", description="consumer group")
-    webhooks_group: str = Field(
-        default="otc-webhooks", description="the webhook dispatcher's consumer group"
-    )
+    webhook_group: str = Field(default="otc-webhooks", description="the dispatcher's group")
     engine_batch_size: int = Field(default=500, ge=1, description="commands per batch")
     provider_url: str = Field(default="http://127.0.0.1:8101", description="liquidity provider")
     provider_token: SecretStr | None = Field(default=None, description="provider API token")

@@ -47,7 +47,7 @@ async def own(stack_settings: Settings) -> AsyncIterator[Settings]:
     }
     groups = {
         name: unique_name(f"acl-{name}")
-        for name in ("engine_group", "eur_worker_group", "chain_worker_group", "webhooks_group")
+        for name in ("engine_group", "eur_worker_group", "chain_worker_group", "webhook_group")
     }
     admin = kafka.admin(stack_settings, client_id="otc-tests")
     await admin.start()
@@ -195,7 +195,7 @@ async def test_the_webhook_dispatcher_may_consume_order_events_in_its_group(
     await produce(as_principal(own, Principal.RELAY), own.events_topic, b"for webhooks")
     webhooks = as_principal(own, Principal.WEBHOOKS)
 
-    assert await consume_one(webhooks, own.events_topic, own.webhooks_group) is not None
+    assert await consume_one(webhooks, own.events_topic, own.webhook_group) is not None
     await produce(webhooks, own.events_dlq_topic, b"a dead webhook")
 
 

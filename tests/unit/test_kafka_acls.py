@@ -60,7 +60,7 @@ def test_each_consumer_group_belongs_to_one_principal() -> None:
     assert owners[SETTINGS.engine_group] == {"User:engine"}
     assert owners[SETTINGS.eur_worker_group] == {"User:eur-treasury"}
     assert owners[SETTINGS.chain_worker_group] == {"User:usdc-chain"}
-    assert owners[SETTINGS.webhooks_group] == {"User:webhooks"}
+    assert owners[SETTINGS.webhook_group] == {"User:webhooks"}
 
 
 def test_no_principal_may_do_more_than_read_and_write() -> None:

@@ -472,8 +472,8 @@ def format_kafka_storage(lib: Path) -> None:
             lib,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            kafka_cluster_id(),
+            # One form for every id: one that starts with "-" would read as an option.
+            f"--cluster-id={kafka_cluster_id()}",
             "-c",
             str(KAFKA_PROPERTIES),
         ),

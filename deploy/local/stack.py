@@ -161,19 +161,19 @@ def pg_bin_dir() -> Path | None:
     return candidates[-1].parent if candidates else None
 
 
+def apt_install(*packages: str) -> None:
+    sudo = [] if is_root() else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", *packages], check=True, env=env)
+
+
 def install_postgres() -> Path:
     found = pg_bin_dir()
     if found is not None:
         return found
     say("postgres: not installed; installing the Debian packages")
-    sudo = [] if is_root() else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(
-        [*sudo, "apt-get", "install", "-y", "-q", "postgresql", "postgresql-contrib"],
-        check=True,
-        env=env,
-    )
+    apt_install("postgresql", "postgresql-contrib")
     found = pg_bin_dir()
     if found is None:
         raise SystemExit("postgres: apt-get finished but no initdb was found")
@@ -577,6 +577,9 @@ def provisioner(lib: Path) -> Path:
     classes = RUN / "cache" / f"provision-{hashlib.sha256(source).hexdigest()[:16]}"
     if (classes / "Provision.class").exists():
         return classes
+    if shutil.which("javac") is None:
+        say("kafka: no Java compiler (javac); installing the Debian JDK")
+        apt_install("default-jdk-headless")
     building = classes.with_name(f"{classes.name}.{os.getpid()}")
     run(["javac", "-cp", f"{lib}/*", "-d", str(building), str(KAFKA_PROVISION)], quiet=True)
     with contextlib.suppress(OSError):  # another `up` may have got there first

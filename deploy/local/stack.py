@@ -539,6 +539,8 @@ def broker_plan(cfg: StackConfig) -> list[str]:
         "config security.protocol=SASL_PLAINTEXT",
         "config sasl.mechanism=PLAIN",
         f"config sasl.jaas.config={jaas(PLAIN_LOGIN, BROKER, kafka_password(BROKER))}",
+        # A broker that has just been started may take a while to answer.
+        f"config default.api.timeout.ms={READY_TIMEOUT_S * 1000:.0f}",
     ]
 
 
@@ -607,7 +609,9 @@ def provision(lib: Path, plan: list[str]) -> None:
         check=False,
     )
     if result.returncode != 0:
-        raise SystemExit(f"kafka: provisioning failed:\n{result.stderr.strip()}")
+        raise SystemExit(
+            f"kafka: provisioning failed (broker log: {KAFKA_LOG}):\n{result.stderr.strip()}"
+        )
     say(result.stdout.strip())
 
 

@@ -151,6 +151,24 @@ async def test_the_relay_may_write_order_events(own: Settings) -> None:
 
 
 @pytest.mark.parametrize(
+    "principal",
+    [
+        Principal.GATEWAY,
+        Principal.SWEEPER,
+        Principal.EUR_TREASURY,
+        Principal.USDC_CHAIN,
+        Principal.OPERATOR,
+    ],
+)
+async def test_the_senders_of_commands_may_write_them(own: Settings, principal: Principal) -> None:
+    await produce(as_principal(own, principal), own.commands_topic, principal.encode())
+
+    assert principal.encode() in [
+        record.value for record in await read_topic(own, own.commands_topic)
+    ]
+
+
+@pytest.mark.parametrize(
     ("principal", "group"),
     [
         (Principal.EUR_TREASURY, "chain_worker_group"),

@@ -24,6 +24,7 @@ from aiokafka.errors import (
 from pydantic import SecretStr
 
 from services import kafka
+from services.command_client import CommandClient
 from services.dlq_cli import Which, list_dead_letters, replay_dead_letters
 from services.kafka_acls import Principal
 from services.settings import Settings
@@ -230,3 +231,8 @@ async def test_an_operator_may_list_and_replay_what_a_worker_dead_lettered(
     assert letter in [d.value for d in listed]
     assert letter in [d.value for d in replayed]
     assert letter in [record.value for record in await read_topic(own, own.events_topic)]
+
+
+async def test_an_operator_may_wait_for_the_engines_replies(own: Settings) -> None:
+    async with CommandClient(as_principal(own, Principal.OPERATOR)) as client:
+        assert client.instance_id

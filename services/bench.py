@@ -116,12 +116,19 @@ async def scratch_topics(settings: Settings, partitions: int) -> AsyncIterator[S
     admin = kafka.admin(settings, client_id="otc-bench")
     await admin.start()
     try:
-        await admin.create_topics(
+        created = await admin.create_topics(
             [
                 NewTopic(name, num_partitions=partitions, replication_factor=1)
                 for name in names.values()
             ],
         )
+        refused = [topic for topic, error_code, *_ in created.topic_errors if error_code]
+        if refused:
+            raise RuntimeError(
+                f"could not create {', '.join(refused)}: the bench makes topics of its own, so it "
+                "runs as the Kafka admin (OTC_KAFKA_USERNAME=admin, the password in "
+                ".run/secrets/kafka/admin)"
+            )
         yield settings.model_copy(
             update={**names, "engine_group": f"bench-engine-{suffix}", "upstreams": "fake"}
         )

@@ -75,12 +75,14 @@ def security(settings: Settings) -> BaseSecurity:
 
 
 def broker(settings: Settings, *, client_id: str, log_level: int = logging.INFO) -> KafkaBroker:
-    """A FastStream broker; its publishers are idempotent with `acks="all"`."""
+    """A FastStream broker; its publishers are idempotent with `acks="all"`. Its subscribers do
+    not try to create their topics: deployment makes them, and no process may."""
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=client_id,
         security=security(settings),
         enable_idempotence=True,
         acks="all",
+        allow_auto_create_topics=False,
         log_level=log_level,
     )

@@ -6,7 +6,8 @@ The broker refuses everything this table does not grant (`allow.everyone.if.no.a
 and these ACLs for the configured topic and group names; `deploy/local/run` starts each process
 as its principal. Kafka's implications keep the table short: READ and WRITE on a topic imply
 DESCRIBE, READ on a group implies DESCRIBE, and an idempotent producer needs WRITE on some topic
-for its producer id (not IDEMPOTENT_WRITE on the cluster, since Kafka 3.0).
+for its producer id (not IDEMPOTENT_WRITE on the cluster, since Kafka 3.0). DESCRIBE alone lets a
+principal see offsets, never records: the gateway's `/ready` reads the consumer groups' lag.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class Access:
     """Consumer groups it consumes as (a client that assigns partitions itself needs none)."""
     group_prefixes: tuple[str, ...] = ()
     """Consumer groups whose names start with one of these."""
+    watches: tuple[str, ...] = ()
+    """Topics whose offsets it may read, not their records."""
+    watches_groups: tuple[str, ...] = ()
+    """Consumer groups whose committed offsets it may read, without consuming as them."""
 
 
 def access(settings: Settings) -> dict[Principal, Access]:
@@ -61,8 +66,14 @@ def access(settings: Settings) -> dict[Principal, Access]:
         )
 
     return {
-        # Replies are read by partition assignment, filtered by `reply_to`: no group.
-        Principal.GATEWAY: Access(writes=(s.commands_topic,), reads=(s.replies_topic,)),
+        # Replies are read by partition assignment, filtered by `reply_to`: no group. `/ready`
+        # reports how far the engine and the workers are behind on their topics.
+        Principal.GATEWAY: Access(
+            writes=(s.commands_topic,),
+            reads=(s.replies_topic,),
+            watches=(s.commands_topic, s.events_topic),
+            watches_groups=(s.engine_group, s.eur_worker_group, s.chain_worker_group),
+        ),
         Principal.ENGINE: Access(
             reads=(s.commands_topic,),
             groups=(s.engine_group,),
@@ -104,6 +115,10 @@ def grants(settings: Settings) -> list[Grant]:
         found.update(Grant(user, "TOPIC", "LITERAL", topic, "WRITE") for topic in what.writes)
         found.update(Grant(user, "GROUP", "LITERAL", group, "READ") for group in what.groups)
         found.update(Grant(user, "GROUP", "PREFIXED", p, "READ") for p in what.group_prefixes)
+        found.update(Grant(user, "TOPIC", "LITERAL", topic, "DESCRIBE") for topic in what.watches)
+        found.update(
+            Grant(user, "GROUP", "LITERAL", group, "DESCRIBE") for group in what.watches_groups
+        )
     return sorted(found)
 
 

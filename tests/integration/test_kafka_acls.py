@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from services import kafka
 from services.command_client import CommandClient
 from services.dlq_cli import Which, list_dead_letters, replay_dead_letters
+from services.gateway.readiness import KafkaLags
 from services.kafka_acls import Principal
 from services.settings import Settings
 from tests.conftest import as_kafka_user, unique_name
@@ -236,3 +237,28 @@ async def test_an_operator_may_list_and_replay_what_a_worker_dead_lettered(
 async def test_an_operator_may_wait_for_the_engines_replies(own: Settings) -> None:
     async with CommandClient(as_principal(own, Principal.OPERATOR)) as client:
         assert client.instance_id
+
+
+async def test_the_gateway_may_see_how_far_the_engine_and_the_workers_are_behind(
+    own: Settings,
+) -> None:
+    await produce(as_principal(own, Principal.RELAY), own.events_topic)
+    lags = KafkaLags(as_principal(own, Principal.GATEWAY))
+    try:
+        engine = await lags.group_lag(own.engine_group, own.commands_topic)
+        workers = [
+            await lags.group_lag(group, own.events_topic)
+            for group in (own.eur_worker_group, own.chain_worker_group)
+        ]
+    finally:
+        await lags.close()
+
+    assert engine >= 0
+    assert min(workers) >= 1
+
+
+async def test_the_gateway_may_not_consume_as_the_engine(own: Settings) -> None:
+    gateway = as_principal(own, Principal.GATEWAY)
+
+    with pytest.raises(GroupAuthorizationFailedError):
+        await consume_one(gateway, own.replies_topic, own.engine_group)

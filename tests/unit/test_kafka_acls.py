@@ -53,7 +53,7 @@ def test_dead_order_events_come_from_the_workers_and_the_webhook_dispatcher() ->
 def test_each_consumer_group_belongs_to_one_principal() -> None:
     owners: dict[str, set[str]] = {}
     for g in grants(SETTINGS):
-        if g.resource == "GROUP":
+        if (g.resource, g.operation) == ("GROUP", "READ"):
             owners.setdefault(g.name, set()).add(g.principal)
 
     assert {name: len(users) for name, users in owners.items()} == dict.fromkeys(owners, 1)
@@ -63,9 +63,23 @@ def test_each_consumer_group_belongs_to_one_principal() -> None:
     assert owners[SETTINGS.webhook_group] == {"User:webhooks"}
 
 
-def test_no_principal_may_do_more_than_read_and_write() -> None:
-    assert {g.operation for g in grants(SETTINGS)} == {"READ", "WRITE"}
+def test_no_principal_may_do_more_than_read_write_and_describe() -> None:
+    assert {g.operation for g in grants(SETTINGS)} == {"READ", "WRITE", "DESCRIBE"}
     assert {g.resource for g in grants(SETTINGS)} == {"TOPIC", "GROUP"}
+
+
+def test_only_the_gateway_sees_the_offsets_of_groups_it_does_not_consume_as() -> None:
+    watched = {
+        (g.principal, g.name)
+        for g in grants(SETTINGS)
+        if (g.resource, g.operation) == ("GROUP", "DESCRIBE")
+    }
+
+    assert watched == {
+        ("User:gateway", SETTINGS.engine_group),
+        ("User:gateway", SETTINGS.eur_worker_group),
+        ("User:gateway", SETTINGS.chain_worker_group),
+    }
 
 
 def test_grants_follow_the_configured_names() -> None:

@@ -119,7 +119,7 @@ def republish(
 ) -> None:
     """Publish a range of the log to the events topic again (consumers dedupe by eventId)."""
     settings = Settings()
-    count = asyncio.run(_republish(settings, start, stop))
+    count = asyncio.run(republish_range(settings, start, stop))
     typer.echo(
         json.dumps(
             {"republished": count, "start": start, "stop": stop, "topic": settings.events_topic}
@@ -127,7 +127,7 @@ def republish(
     )
 
 
-async def _republish(settings: Settings, start: int, stop: int) -> int:
+async def republish_range(settings: Settings, start: int, stop: int) -> int:
     orders = open_orders(settings)
     producer = kafka.producer(settings, client_id="otc-audit-republish")
     await producer.start()

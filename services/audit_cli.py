@@ -15,10 +15,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from aiokafka import AIOKafkaProducer
 
 from domain.order import Order
 from domain.views import OrderView
+from services import kafka
 from services.contracts import event_data
 from services.engine.app import open_orders
 from services.relay.relay import envelope_of
@@ -129,9 +129,7 @@ def republish(
 
 async def republish_range(settings: Settings, start: int, stop: int) -> int:
     orders = open_orders(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all"
-    )
+    producer = kafka.producer(settings, client_id="otc-audit-republish")
     await producer.start()
     count = 0
     try:

@@ -28,13 +28,14 @@ from typing import Any, LiteralString
 import httpx
 import psycopg
 import typer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from psycopg import sql
 
 from domain import commands as c
 from domain.commands import ActorRef
 from domain.movements import Party
 from domain.order import Side
+from services import kafka
 from services.adapters.fakes import FakePricing, FakeWalletBalances
 from services.command_client import CommandClient
 from services.demo import DemoCustomer, saved_demo
@@ -112,15 +113,22 @@ async def scratch_topics(settings: Settings, partitions: int) -> AsyncIterator[S
         "events_topic": f"bench.events.{suffix}",
         "dlq_topic": f"bench.dlq.{suffix}",
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = kafka.admin(settings, client_id="otc-bench")
     await admin.start()
     try:
-        await admin.create_topics(
+        created = await admin.create_topics(
             [
                 NewTopic(name, num_partitions=partitions, replication_factor=1)
                 for name in names.values()
             ],
         )
+        refused = [topic for topic, error_code, *_ in created.topic_errors if error_code]
+        if refused:
+            raise RuntimeError(
+                f"could not create {', '.join(refused)}: the bench makes topics of its own, so it "
+                "runs as the Kafka admin (OTC_KAFKA_USERNAME=admin, the password in "
+                ".run/secrets/kafka/admin)"
+            )
         yield settings.model_copy(
             update={**names, "engine_group": f"bench-engine-{suffix}", "upstreams": "fake"}
         )

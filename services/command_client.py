@@ -15,10 +15,11 @@ import uuid
 from types import TracebackType
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from domain.commands import Command
+from services import kafka
 from services.contracts import CORRELATION_ID, REPLY_TO, CommandEnvelope, ReplyEnvelope
 from services.producers import RenewingProducer
 from services.settings import Settings
@@ -40,12 +41,7 @@ class CommandClient:
         self.settings = settings
         self.instance_id = instance_id or f"client-{uuid.uuid4().hex[:12]}"
         self._producer = RenewingProducer(
-            lambda: AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap,
-                enable_idempotence=True,
-                acks="all",
-                client_id=self.instance_id,
-            ),
+            lambda: kafka.producer(settings, client_id=self.instance_id),
             name=self.instance_id,
         )
         self._consumer: AIOKafkaConsumer | None = None
@@ -68,10 +64,8 @@ class CommandClient:
         await self._producer.start()
         if not replies:
             return
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            enable_auto_commit=False,
-            client_id=self.instance_id,
+        consumer = kafka.consumer(
+            self.settings, client_id=self.instance_id, enable_auto_commit=False
         )
         await consumer.start()
         partitions = await self._partitions(consumer, self.settings.replies_topic)

@@ -19,10 +19,10 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from services import kafka
 from services.contracts import ERROR_HEADER
 from services.settings import Settings
 
@@ -71,8 +71,9 @@ class DeadLetter:
 
 @asynccontextmanager
 async def dlq_reader(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+    consumer = kafka.consumer(
+        settings,
+        client_id="otc-dlq",
         group_id=f"{REPLAY_GROUP}.{topic}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -87,7 +88,7 @@ async def dlq_reader(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaCo
 async def partitions_of(settings: Settings, topic: str) -> list[int]:
     """The topic's partitions, from a metadata request (a consumer assigned by hand keeps no
     metadata of its own for a topic it does not subscribe to)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = kafka.admin(settings, client_id="otc-dlq")
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -143,9 +144,7 @@ async def list_dead_letters(settings: Settings, which: Which) -> list[DeadLetter
 async def replay_dead_letters(settings: Settings, which: Which) -> list[DeadLetter]:
     """Publish every dead letter not yet replayed back to its topic; then record the replay."""
     topic = dlq_topic(settings, which)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all"
-    )
+    producer = kafka.producer(settings, client_id="otc-dlq-replay")
     await producer.start()
     try:
         async with dlq_reader(settings, topic) as consumer:

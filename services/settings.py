@@ -1,7 +1,8 @@
 """The one configuration object of every process: environment variables with the prefix `OTC_`.
 
-Defaults point at loopback. No secret has a default: the database password must be given
-(`deploy/local/up` writes it to `.run/stack.env` for the local stack).
+Defaults point at loopback. No secret has a default: the database password and the Kafka
+credentials must be given (`deploy/local/up` writes them to `.run/stack.env` for the local stack,
+as the `operator` principal; `deploy/local/run` gives each process its own).
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="SASL_PLAINTEXT",
+        description="SASL_PLAINTEXT on loopback, SASL_SSL anywhere else; never unauthenticated",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field(
+        default="SCRAM-SHA-512", description="the SASL mechanism of the Kafka credentials"
+    )
+    kafka_username: str | None = Field(
+        default=None, description="this process's Kafka principal (services/kafka_acls.py)"
+    )
+    kafka_password: SecretStr | None = Field(
+        default=None, description="its SCRAM password; no default, required to connect"
+    )
     kafka_partitions: int = Field(default=12, ge=1, description="partitions of commands and events")
     commands_topic: str = "otc.commands"
     replies_topic: str = "otc.replies"
@@ -71,6 +85,7 @@ class Settings(BaseSettings):
     engine_group: str = Field(default="otc-engine", description="the engine's consumer group")
     eur_worker_group: str = Field(default="otc-eur-treasury", description="consumer group")
     chain_worker_group: str = Field(default="otc-usdc-chain", description="consumer group")
+    webhook_group: str = Field(default="otc-webhooks", description="the dispatcher's group")
     engine_batch_size: int = Field(default=500, ge=1, description="commands per batch")
     provider_url: str = Field(default="http://127.0.0.1:8101", description="liquidity provider")
     provider_token: SecretStr | None = Field(default=None, description="provider API token")
@@ -149,7 +164,6 @@ class Settings(BaseSettings):
         description="the supervisor kills (and restarts) a process whose heartbeat is older",
     )
 
-    webhook_group: str = Field(default="otc-webhooks", description="the dispatcher's group")
     webhook_secrets_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s) sealing endpoint signing secrets, comma-separated, newest "

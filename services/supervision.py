@@ -137,6 +137,8 @@ class Child:
     health_url: str | None = None
     ready_text: str | None = None
     heartbeat: bool = False
+    environ: Callable[[dict[str, str]], dict[str, str]] | None = None
+    """Its environment, made from the supervisor's (supervisor.py: its own Kafka credentials)."""
     process: Running | None = None
     restarts: int = 0
     failures: int = 0
@@ -208,6 +210,8 @@ class Supervisor:
         for folder in (self.places.logs, self.places.pids, self.places.heartbeats):
             folder.mkdir(parents=True, exist_ok=True)
         env = {**self.env, "OTC_PROCESS_NAME": child.name}
+        if child.environ is not None:
+            env = child.environ(env)
         if child.heartbeat:
             self.heartbeat_path(child).unlink(missing_ok=True)
             env["OTC_HEARTBEAT_FILE"] = str(self.heartbeat_path(child))

@@ -3,8 +3,10 @@
 It starts the sandboxes, sets up what the system needs to move money (the provider token, the
 treasury's EUR account and USDC wallets, funded), then the engine(s), relay, expiry sweeper,
 projector, the treasury workers and the gateway, each a subprocess with its log under
-`.run/logs/`. It prints what runs where, restarts a process that dies (`services.supervision`:
-capped backoff, never giving up), and on Ctrl-C or SIGTERM (`deploy/local/down`) stops them all.
+`.run/logs/` and, if it uses Kafka, its own Kafka principal (services/kafka_acls.py; passwords
+from `.run/secrets/kafka/`). It prints what runs where, restarts a process that dies
+(`services.supervision`: capped backoff, never giving up), and on Ctrl-C or SIGTERM
+(`deploy/local/down`) stops them all.
 With `--detach` the supervisor itself runs in the background, so a detached system is supervised
 too; `deploy/local/down` finds it by its pid file.
 """
@@ -21,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ import httpx
 
 from services.demo import DemoData, demo_once
 from services.engine.app import open_orders
+from services.kafka_acls import Principal, password_file
 from services.resources.port import Network
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
@@ -37,6 +41,7 @@ from services.webhooks.local import local_webhook_env
 
 RUN = ROOT / ".run"
 SECRETS = RUN / "secrets"
+KAFKA_CREDENTIALS = ("OTC_KAFKA_USERNAME", "OTC_KAFKA_PASSWORD")
 
 PROVIDER_SCOPES = [
     "partner.currency-exchange-quote.create",
@@ -52,6 +57,26 @@ TREASURY_ADDRESSES = {
 }
 
 
+@dataclass(frozen=True)
+class AsPrincipal:
+    """A child's environment: the supervisor's, with the Kafka credentials of `principal` in
+    place of any others (read when it starts); a process that does not use Kafka gets none."""
+
+    principal: Principal | None
+
+    def __call__(self, env: dict[str, str]) -> dict[str, str]:
+        env = {name: value for name, value in env.items() if name not in KAFKA_CREDENTIALS}
+        if self.principal is None:
+            return env
+        path = password_file(RUN, self.principal)
+        if not path.exists():
+            raise SystemExit(
+                f"no Kafka password for {self.principal} in {path.parent}; run deploy/local/up"
+            )
+        username, password = KAFKA_CREDENTIALS
+        return {**env, username: str(self.principal), password: path.read_text().strip()}
+
+
 def sandboxes(settings: Settings) -> list[Child]:
     return [
         Child(
@@ -59,6 +84,7 @@ def sandboxes(settings: Settings) -> list[Child]:
             ["-m", "services.sandbox", name, "--port", str(httpx.URL(url).port)],
             address=url,
             health_url=f"{url}/health",
+            environ=AsPrincipal(None),
         )
         for name, url in (
             ("provider", settings.provider_url),
@@ -83,6 +109,7 @@ def core(settings: Settings) -> list[Child]:
             "engine",
             settings.engine_instances,
             argv=["-m", "services.engine"],
+            environ=AsPrincipal(Principal.ENGINE),
             address=f"{settings.commands_topic} -> {settings.replies_topic}",
             ready_text="engine: consuming",
         ),
@@ -90,6 +117,7 @@ def core(settings: Settings) -> list[Child]:
             "relay",
             1,
             argv=["-m", "services.relay"],
+            environ=AsPrincipal(Principal.RELAY),
             address=f"event store -> {settings.events_topic}",
             ready_text="relay: publishing",
         ),
@@ -97,6 +125,7 @@ def core(settings: Settings) -> list[Child]:
             "sweeper",
             1,
             argv=["-m", "services.sweeper"],
+            environ=AsPrincipal(Principal.SWEEPER),
             address=f"expired quotes -> {settings.commands_topic}",
             ready_text="sweeper: expiring",
         ),
@@ -104,6 +133,7 @@ def core(settings: Settings) -> list[Child]:
             "eur-treasury",
             settings.eur_treasury_instances,
             argv=["-m", "services.workers", "eur-treasury"],
+            environ=AsPrincipal(Principal.EUR_TREASURY),
             address=f"{settings.events_topic} -> bank",
             ready_text="eur-treasury: consuming",
         ),
@@ -111,6 +141,7 @@ def core(settings: Settings) -> list[Child]:
             "projector",
             1,
             argv=["-m", "services.projector"],
+            environ=AsPrincipal(None),
             address="event store -> order_list",
             ready_text="projector: following",
         ),
@@ -118,6 +149,7 @@ def core(settings: Settings) -> list[Child]:
             "usdc-chain",
             settings.usdc_chain_instances,
             argv=["-m", "services.workers", "usdc-chain"],
+            environ=AsPrincipal(Principal.USDC_CHAIN),
             address=f"{settings.events_topic} -> chain",
             ready_text="usdc-chain: consuming",
         ),
@@ -125,6 +157,7 @@ def core(settings: Settings) -> list[Child]:
             "webhooks",
             1,
             argv=["-m", "services.webhooks"],
+            environ=AsPrincipal(Principal.WEBHOOKS),
             address=f"{settings.events_topic} -> webhook endpoints",
             ready_text="webhooks: consuming",
         ),
@@ -133,7 +166,13 @@ def core(settings: Settings) -> list[Child]:
 
 def gateway(settings: Settings) -> Child:
     url = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    return Child("gateway", ["-m", "services.gateway"], address=url, health_url=f"{url}/health")
+    return Child(
+        "gateway",
+        ["-m", "services.gateway"],
+        address=url,
+        health_url=f"{url}/health",
+        environ=AsPrincipal(Principal.GATEWAY),
+    )
 
 
 def create_event_store(settings: Settings) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services import kafka
 from services.pg import recheck_pools
 from services.resilience import Dependency, Outages, sleep_unless
 from services.settings import Settings
@@ -111,15 +112,13 @@ class KafkaProbe:
     """A metadata request through an admin client of the probe's own."""
 
     def __init__(self, settings: Settings, client_id: str) -> None:
-        self._bootstrap = settings.kafka_bootstrap
+        self._settings = settings
         self._client_id = client_id
         self._admin: AIOKafkaAdminClient | None = None
 
     async def __call__(self) -> None:
         if self._admin is None:
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._bootstrap, client_id=self._client_id
-            )
+            admin = kafka.admin(self._settings, client_id=self._client_id)
             try:
                 await admin.start()
             except Exception:

@@ -2,6 +2,10 @@
 
 The stack is brought up by `deploy/local/up` (idempotent: it reuses a running stack). Each test
 gets isolated state: a database of its own and topics or consumer groups with unique names.
+
+Tests talk to Kafka as its `admin` (a super user): they make topics of their own and run processes
+on them. Tests of the ACLs themselves (tests/integration/test_kafka_acls.py) and the end-to-end
+system run the real principals, with the ACLs of services/kafka_acls.py granted for their names.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from psycopg import sql
+from pydantic import SecretStr
 
+from services import kafka
+from services.kafka_acls import ADMIN, password_file
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,13 +45,22 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in found if m is not None}
 
 
+def as_kafka_user(settings: Settings, user: str) -> Settings:
+    """`settings` authenticated to Kafka as `user`, with the password the local stack made."""
+    password = password_file(ROOT / ".run", user).read_text().strip()
+    return settings.model_copy(
+        update={"kafka_username": user, "kafka_password": SecretStr(password)}
+    )
+
+
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
-    """Settings of the running local stack; starts it first when the environment names none."""
+    """Settings of the running local stack, as the Kafka admin; starts the stack first when the
+    environment names none."""
     if "OTC_PG_PASSWORD" not in os.environ:
         subprocess.run([str(ROOT / "deploy" / "local" / "up")], check=True)  # noqa: S603 - our own script
         os.environ.update(read_env_file(ENV_FILE))
-    return Settings()
+    return as_kafka_user(Settings(), ADMIN)
 
 
 @pytest.fixture
@@ -75,7 +91,7 @@ def drop_database(settings: Settings, name: str) -> None:
 @pytest.fixture
 async def new_topic(stack_settings: Settings) -> AsyncIterator[TopicFactory]:
     """Creates topics with unique names for this test and deletes them afterwards."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap)
+    admin = kafka.admin(stack_settings, client_id="otc-tests")
     await admin.start()
     created: list[str] = []
 

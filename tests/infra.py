@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -17,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from pydantic import SecretStr
 
 from deploy.local import stack
+from services import kafka
+from services.kafka_acls import ADMIN
 from services.settings import Settings
 
 PASSWORD = "throwaway-password"
@@ -127,7 +130,8 @@ class ThrowawayPostgres:
 
 @dataclass
 class ThrowawayKafka:
-    """A single-node KRaft broker with its log dir in `root`."""
+    """A single-node KRaft broker with its log dir in `root`, configured as the local stack's
+    (SASL, ACLs) and with the same SCRAM users and passwords; the tests use it as the admin."""
 
     root: Path
     port: int = field(default_factory=free_port)
@@ -142,26 +146,50 @@ class ThrowawayKafka:
     def properties(self) -> Path:
         return self.root / "server.properties"
 
+    @property
+    def config(self) -> stack.StackConfig:
+        return dataclasses.replace(
+            stack.StackConfig.from_env(),
+            kafka_port=self.port,
+            kafka_controller_port=self.controller_port,
+        )
+
+    def admin_settings(self) -> Settings:
+        return Settings(
+            pg_password=SecretStr(PASSWORD),
+            kafka_bootstrap=self.bootstrap,
+            kafka_username=ADMIN,
+            kafka_password=SecretStr(stack.kafka_password(ADMIN)),
+        )
+
     def create(self) -> ThrowawayKafka:
         self.root.mkdir(parents=True, exist_ok=True)
-        text = (stack.KAFKA_DEPLOY / "server.properties").read_text()
-        text = text.replace("127.0.0.1:9093", f"127.0.0.1:{self.controller_port}")
-        text = text.replace("127.0.0.1:9092", f"127.0.0.1:{self.port}")
-        self.properties.write_text(text + f"\nlog.dirs={self.root / 'data'}\n")
+        stack.write_private(
+            self.properties, stack.kafka_properties(self.config, self.root / "data")
+        )
         format_cmd = stack.java_cmd(
             stack.kafka_lib_dir(),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            stack.kafka_cluster_id(),
+            f"--cluster-id={stack.kafka_cluster_id()}",
             "-c",
             str(self.properties),
         )
         subprocess.run(format_cmd, check=True, capture_output=True)  # noqa: S603 - java, fixed args
-        self.start()
+        self.spawn()
+        users = [
+            f"user {stack.SCRAM} {user} {stack.kafka_password(user)}"
+            for user in stack.scram_users()
+        ]
+        stack.provision(stack.kafka_lib_dir(), [*stack.broker_plan(self.config), *users])
+        asyncio.run(self._wait_for_broker())
         return self
 
     def start(self) -> None:
+        self.spawn()
+        asyncio.run(self._wait_for_broker())
+
+    def spawn(self) -> None:
         with (self.root / "kafka.log").open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - java with the stack's jars
                 stack.java_cmd(stack.kafka_lib_dir(), "kafka.Kafka", str(self.properties)),
@@ -171,14 +199,15 @@ class ThrowawayKafka:
                 start_new_session=True,
                 cwd=self.root,
             )
-        asyncio.run(self._wait_for_broker())
 
     async def _wait_for_broker(self, timeout: float = 90.0) -> None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
             assert self.process.poll() is None, f"the broker exited; see {self.root}/kafka.log"
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+            admin = kafka.admin(
+                self.admin_settings(), client_id="otc-tests", request_timeout_ms=3000
+            )
             try:
                 await admin.start()
                 await admin.describe_cluster()
@@ -203,7 +232,7 @@ class ThrowawayKafka:
             self.process.wait(timeout=10)
 
     async def create_topics(self, partitions: int, *names: str) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = kafka.admin(self.admin_settings(), client_id="otc-tests")
         await admin.start()
         try:
             await admin.create_topics([NewTopic(n, partitions, 1) for n in names])

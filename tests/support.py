@@ -20,17 +20,19 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from domain import commands as c
 from domain.commands import ActorRef
 from domain.movements import MOVERS
 from domain.order import Leg, Side
+from services import kafka
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / ".run" / "test-logs"
+STACK = ROOT / "deploy" / "local" / "stack.py"
 
 
 class Process:
@@ -100,6 +102,23 @@ def running(module: str, settings: Settings, ready_text: str | None = None) -> I
         yield process
     finally:
         process.stop()
+
+
+@contextmanager
+def acls_granted(settings: Settings) -> Iterator[None]:
+    """The ACLs of services/kafka_acls.py for the topic and group names of `settings`, granted
+    (by deploy/local/stack.py, as the admin principal of `settings`) and revoked afterwards: the
+    real principals may then run on these names as they do on the system's own."""
+
+    def change(command: str) -> None:
+        env = {**os.environ, **settings.to_env()}
+        subprocess.run([sys.executable, str(STACK), command], cwd=ROOT, env=env, check=True)  # noqa: S603 - our own script
+
+    change("grant")
+    try:
+        yield
+    finally:
+        change("revoke")
 
 
 def now() -> datetime:
@@ -235,9 +254,7 @@ def stored_order_events(settings: Settings) -> list[tuple[UUID, int, str]]:
 
 async def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every record of every partition of `topic`, up to the end offsets as of now."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
+    consumer = kafka.consumer(settings, client_id="otc-tests", enable_auto_commit=False)
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - fresh partitions

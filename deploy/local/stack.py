@@ -1,8 +1,9 @@
 """The local stack without Docker: PostgreSQL from Debian packages, Apache Kafka from Maven Central.
 
 Everything it keeps (database cluster, Kafka log dir, logs, pid files, the generated database
-password, the resolved Kafka jars) lives under `.run/` at the repository root. Every command is
-idempotent: `up` installs what is missing, starts what is stopped and waits until both answer.
+password and Kafka credentials, the resolved Kafka jars) lives under `.run/` at the repository
+root. Every command is idempotent: `up` installs what is missing, starts what is stopped, brings
+Kafka's users and ACLs to what services/kafka_acls.py says and waits until both answer.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.kafka_acls import Grant
+    from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / ".run"
@@ -46,6 +51,14 @@ KAFKA_DATA = KAFKA_DIR / "data"
 KAFKA_LOG = KAFKA_DIR / "kafka.log"
 KAFKA_PID = KAFKA_DIR / "kafka.pid"
 KAFKA_PROPERTIES = KAFKA_DIR / "server.properties"
+KAFKA_PROVISIONED = KAFKA_DIR / "provisioned.sha256"
+KAFKA_ACLS_APPLIED = KAFKA_DIR / "acls-applied"
+KAFKA_SECRETS = RUN / "secrets" / "kafka"
+KAFKA_PROVISION = KAFKA_DEPLOY / "Provision.java"
+KAFKA_TOOLS_LOGGING = KAFKA_DEPLOY / "log4j2-tools.properties"
+SCRAM = "SCRAM-SHA-512"
+SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
+PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
 READY_TIMEOUT_S = 120.0
 
@@ -128,6 +141,15 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (mode 600 from the first byte)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -139,19 +161,19 @@ def pg_bin_dir() -> Path | None:
     return candidates[-1].parent if candidates else None
 
 
+def apt_install(*packages: str) -> None:
+    sudo = [] if is_root() else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", *packages], check=True, env=env)
+
+
 def install_postgres() -> Path:
     found = pg_bin_dir()
     if found is not None:
         return found
     say("postgres: not installed; installing the Debian packages")
-    sudo = [] if is_root() else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(
-        [*sudo, "apt-get", "install", "-y", "-q", "postgresql", "postgresql-contrib"],
-        check=True,
-        env=env,
-    )
+    apt_install("postgresql", "postgresql-contrib")
     found = pg_bin_dir()
     if found is None:
         raise SystemExit("postgres: apt-get finished but no initdb was found")
@@ -376,13 +398,49 @@ def resolve_kafka_jars() -> Path:
     return lib
 
 
-def write_kafka_properties(cfg: StackConfig) -> None:
+def kafka_password(user: str) -> str:
+    """A Kafka user's password, generated once into .run/secrets/kafka/ (mode 600)."""
+    from services.kafka_acls import password_file  # noqa: PLC0415 - only once the venv exists
+
+    path = password_file(RUN, user)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        write_private(path, secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def scram_users() -> list[str]:
+    """The admin and one principal per process kind (the broker's identity is PLAIN's alone)."""
+    from services.kafka_acls import ADMIN, Principal  # noqa: PLC0415
+
+    return [ADMIN, *Principal]
+
+
+def jaas(module: str, user: str, password: str, *extra: str) -> str:
+    return (
+        " ".join([f"{module} required", f'username="{user}"', f'password="{password}"', *extra])
+        + ";"
+    )
+
+
+def kafka_properties(cfg: StackConfig, log_dir: Path = KAFKA_DATA) -> str:
+    """deploy/kafka/server.properties with our ports, log dir and the broker's credentials."""
+    from services.kafka_acls import BROKER  # noqa: PLC0415
+
     text = (KAFKA_DEPLOY / "server.properties").read_text()
     text = text.replace("127.0.0.1:9093", f"127.0.0.1:{cfg.kafka_controller_port}")
     text = text.replace("127.0.0.1:9092", f"127.0.0.1:{cfg.kafka_port}")
-    text += f"\n# set by deploy/local/stack.py\nlog.dirs={KAFKA_DATA}\n"
-    KAFKA_DIR.mkdir(parents=True, exist_ok=True)
-    KAFKA_PROPERTIES.write_text(text)
+    password = kafka_password(BROKER)
+    # PLAIN is checked against the JAAS `user_<name>` entries: only the broker has one.
+    plain = jaas(PLAIN_LOGIN, BROKER, password, f'user_{BROKER}="{password}"')
+    return text + (
+        "\n# set by deploy/local/stack.py\n"
+        f"log.dirs={log_dir}\n"
+        f"listener.name.client.scram-sha-512.sasl.jaas.config={SCRAM_LOGIN} required;\n"
+        f"listener.name.client.plain.sasl.jaas.config={plain}\n"
+        f"listener.name.controller.plain.sasl.jaas.config={plain}\n"
+    )
 
 
 def java_cmd(lib: Path, main_class: str, *args: str, heap: str = "256m") -> list[str]:
@@ -414,8 +472,8 @@ def format_kafka_storage(lib: Path) -> None:
             lib,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            kafka_cluster_id(),
+            # One form for every id: one that starts with "-" would read as an option.
+            f"--cluster-id={kafka_cluster_id()}",
             "-c",
             str(KAFKA_PROPERTIES),
         ),
@@ -435,43 +493,178 @@ def kafka_pid() -> int | None:
 
 
 def start_kafka(cfg: StackConfig) -> None:
+    """Start the broker, or restart it when its configuration changed (e.g. a state dir of a
+    version without authentication); then provision its users and ACLs and wait for it."""
     lib = resolve_kafka_jars()
-    if kafka_pid() is not None:
+    properties = kafka_properties(cfg)
+    process: subprocess.Popen[bytes] | None = None
+    running = kafka_pid() is not None
+    if running and KAFKA_PROPERTIES.exists() and KAFKA_PROPERTIES.read_text() == properties:
         say(f"kafka: already running on {cfg.bootstrap} (pid {kafka_pid()})")
-        asyncio.run(wait_for_broker(cfg))
-        return
-    if port_open(cfg.kafka_port):
-        raise SystemExit(
-            f"kafka: port {cfg.kafka_port} is taken by another process; "
-            "stop it or set OTC_KAFKA_PORT to a free port",
-        )
-    write_kafka_properties(cfg)
-    format_kafka_storage(lib)
-    started = time.monotonic()
-    with KAFKA_LOG.open("ab") as log:
-        process = subprocess.Popen(
-            java_cmd(lib, "kafka.Kafka", str(KAFKA_PROPERTIES), heap=cfg.kafka_heap),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=KAFKA_DIR,
-        )
-    KAFKA_PID.write_text(str(process.pid))
+    else:
+        if running:
+            say("kafka: its configuration changed; restarting the broker")
+            stop_kafka()
+        if port_open(cfg.kafka_port):
+            raise SystemExit(
+                f"kafka: port {cfg.kafka_port} is taken by another process; "
+                "stop it or set OTC_KAFKA_PORT to a free port",
+            )
+        write_private(KAFKA_PROPERTIES, properties)
+        format_kafka_storage(lib)
+        started = time.monotonic()
+        with KAFKA_LOG.open("ab") as log:
+            process = subprocess.Popen(
+                java_cmd(lib, "kafka.Kafka", str(KAFKA_PROPERTIES), heap=cfg.kafka_heap),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=KAFKA_DIR,
+            )
+        KAFKA_PID.write_text(str(process.pid))
+    provision_kafka(cfg, lib)
     asyncio.run(wait_for_broker(cfg, process))
-    say(f"kafka: broker started on {cfg.bootstrap} in {time.monotonic() - started:.1f}s")
+    if process is not None:
+        say(f"kafka: broker started on {cfg.bootstrap} in {time.monotonic() - started:.1f}s")
+
+
+def broker_plan(cfg: StackConfig) -> list[str]:
+    """Admin client settings for the broker as itself (PLAIN: that works before any SCRAM user
+    exists, e.g. in a log dir formatted by a version without authentication)."""
+    from services.kafka_acls import BROKER  # noqa: PLC0415
+
+    return [
+        f"config bootstrap.servers={cfg.bootstrap}",
+        "config security.protocol=SASL_PLAINTEXT",
+        "config sasl.mechanism=PLAIN",
+        f"config sasl.jaas.config={jaas(PLAIN_LOGIN, BROKER, kafka_password(BROKER))}",
+        # A broker that has just been started may take a while to answer.
+        f"config default.api.timeout.ms={READY_TIMEOUT_S * 1000:.0f}",
+    ]
+
+
+def client_plan(settings: Settings) -> list[str]:
+    """Admin client settings for the broker, as the principal of `settings` (a super user)."""
+    from services.kafka import credentials  # noqa: PLC0415
+
+    user, password = credentials(settings)
+    return [
+        f"config bootstrap.servers={settings.kafka_bootstrap}",
+        f"config security.protocol={settings.kafka_security_protocol}",
+        f"config sasl.mechanism={settings.kafka_sasl_mechanism}",
+        f"config sasl.jaas.config={jaas(SCRAM_LOGIN, user, password)}",
+    ]
+
+
+def acl_plan(settings: Settings, *, leave: set[Grant] | None = None) -> list[str]:
+    """The ACLs of services/kafka_acls.py for the names of `settings`, less those in `leave`."""
+    from services.kafka_acls import grants  # noqa: PLC0415
+
+    return [
+        f"acl {g.principal} {g.resource} {g.pattern} {g.name} {g.operation}"
+        for g in grants(settings)
+        if g not in (leave or set())
+    ]
+
+
+def dropped(lines: list[str]) -> list[str]:
+    """`acl` plan lines turned into `drop` lines: those bindings are to be deleted."""
+    return [line.replace("acl ", "drop ", 1) for line in lines if line.startswith("acl ")]
+
+
+def provisioner(lib: Path) -> Path:
+    """deploy/kafka/Provision.java compiled once into the cache (per version of its source)."""
+    source = KAFKA_PROVISION.read_bytes()
+    classes = RUN / "cache" / f"provision-{hashlib.sha256(source).hexdigest()[:16]}"
+    if (classes / "Provision.class").exists():
+        return classes
+    if shutil.which("javac") is None:
+        say("kafka: no Java compiler (javac); installing the Debian JDK")
+        apt_install("default-jdk-headless")
+    building = classes.with_name(f"{classes.name}.{os.getpid()}")
+    run(["javac", "-cp", f"{lib}/*", "-d", str(building), str(KAFKA_PROVISION)], quiet=True)
+    with contextlib.suppress(OSError):  # another `up` may have got there first
+        building.rename(classes)
+    shutil.rmtree(building, ignore_errors=True)
+    return classes
+
+
+def provision(lib: Path, plan: list[str]) -> None:
+    """Run deploy/kafka/Provision.java (one JVM; the plan, passwords included, on its stdin)."""
+    result = subprocess.run(
+        [
+            "java",
+            "-Xmx128m",
+            "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC",
+            f"-Dlog4j2.configurationFile={KAFKA_TOOLS_LOGGING}",
+            "-cp",
+            f"{lib}/*:{provisioner(lib)}",
+            "Provision",
+        ],
+        input="\n".join(plan) + "\n",
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"kafka: provisioning failed (broker log: {KAFKA_LOG}):\n{result.stderr.strip()}"
+        )
+    say(result.stdout.strip())
+
+
+def provision_kafka(cfg: StackConfig, lib: Path) -> None:
+    """Every user's SCRAM credential and every ACL of services/kafka_acls.py for the system's
+    topic and group names; the ACLs an earlier `up` made that the table no longer has are
+    deleted (ACLs on other names, such as the tests' own, are not `up`'s to touch). Skipped when
+    this very plan was applied to this very log dir."""
+    from services.kafka_acls import ADMIN  # noqa: PLC0415
+
+    acls = acl_plan(system_settings(cfg, ADMIN))
+    earlier = KAFKA_ACLS_APPLIED.read_text().splitlines() if KAFKA_ACLS_APPLIED.exists() else []
+    plan = [
+        *broker_plan(cfg),
+        *(f"user {SCRAM} {user} {kafka_password(user)}" for user in scram_users()),
+        *acls,
+    ]
+    meta = (KAFKA_DATA / "meta.properties").read_text()
+    stamp = hashlib.sha256("\n".join([meta, *plan]).encode()).hexdigest()
+    done = KAFKA_PROVISIONED.exists() and KAFKA_PROVISIONED.read_text() == stamp
+    if done and KAFKA_ACLS_APPLIED.exists():
+        return
+    provision(lib, [*plan, *dropped([line for line in earlier if line not in acls])])
+    KAFKA_ACLS_APPLIED.write_text("\n".join(acls) + "\n")
+    write_private(KAFKA_PROVISIONED, stamp)
+
+
+def system_settings(cfg: StackConfig, user: str) -> Settings:
+    """Settings of the system on this stack (its topic and group names), as Kafka user `user`."""
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    from services.settings import Settings  # noqa: PLC0415
+
+    return Settings(
+        pg_password=SecretStr(pg_password()),
+        kafka_bootstrap=cfg.bootstrap,
+        kafka_username=user,
+        kafka_password=SecretStr(kafka_password(user)),
+    )
 
 
 async def wait_for_broker(cfg: StackConfig, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until a metadata request to the broker succeeds."""
-    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415 - only once the venv exists
+    """Wait until a metadata request to the broker, as the admin, succeeds."""
+    from services import kafka  # noqa: PLC0415 - only once the venv exists
+    from services.kafka_acls import ADMIN  # noqa: PLC0415
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refused connects are expected here
+    settings = system_settings(cfg, ADMIN)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         if process is not None and process.poll() is not None:
             raise SystemExit(f"kafka: the broker exited with {process.returncode}; see {KAFKA_LOG}")
-        admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=5000)
+        admin = kafka.admin(settings, client_id="otc-stack", request_timeout_ms=5000)
         try:
             await admin.start()
             await admin.describe_cluster()
@@ -489,9 +682,12 @@ async def wait_for_broker(cfg: StackConfig, process: subprocess.Popen[bytes] | N
 
 
 async def ensure_topics(cfg: StackConfig) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
+    from aiokafka.admin import NewTopic  # noqa: PLC0415
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
+    from services import kafka  # noqa: PLC0415
+    from services.kafka_acls import ADMIN  # noqa: PLC0415
+
+    admin = kafka.admin(system_settings(cfg, ADMIN), client_id="otc-stack")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -554,8 +750,12 @@ def wait_for(name: str, ready: Callable[[], bool]) -> None:
 
 
 def write_env_file(cfg: StackConfig) -> None:
-    """Connection settings for `source .run/stack.env`; mode 600, for it holds the password."""
-    ENV_FILE.write_text(
+    """Connection settings for `source .run/stack.env`, as the `operator` Kafka principal (what
+    the `otc` command line needs); mode 600, for it holds passwords."""
+    from services.kafka_acls import Principal  # noqa: PLC0415
+
+    write_private(
+        ENV_FILE,
         f"export OTC_PG_HOST=127.0.0.1\n"
         f"export OTC_PG_PORT={cfg.pg_port}\n"
         f"export OTC_PG_DBNAME=otc\n"
@@ -563,9 +763,12 @@ def write_env_file(cfg: StackConfig) -> None:
         f"export OTC_PG_PASSWORD={pg_password()}\n"
         f"export OTC_KAFKA_BOOTSTRAP={cfg.bootstrap}\n"
         f"export OTC_KAFKA_PORT={cfg.kafka_port}\n"
-        f"export OTC_KAFKA_CONTROLLER_PORT={cfg.kafka_controller_port}\n",
+        f"export OTC_KAFKA_CONTROLLER_PORT={cfg.kafka_controller_port}\n"
+        f"export OTC_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT\n"
+        f"export OTC_KAFKA_SASL_MECHANISM={SCRAM}\n"
+        f"export OTC_KAFKA_USERNAME={Principal.OPERATOR}\n"
+        f"export OTC_KAFKA_PASSWORD={kafka_password(Principal.OPERATOR)}\n",
     )
-    ENV_FILE.chmod(0o600)
 
 
 def up(cfg: StackConfig) -> None:
@@ -583,6 +786,7 @@ def up(cfg: StackConfig) -> None:
     say(f"stack: up in {time.monotonic() - started:.1f}s")
     say(f"  postgres  postgresql://otc@127.0.0.1:{cfg.pg_port}/otc")
     say(f"  kafka     {cfg.bootstrap}  (topics: {', '.join(cfg.topics())})")
+    say(f"            {SCRAM} and ACLs; passwords of its principals in {KAFKA_SECRETS}")
     say(f"  settings  source {ENV_FILE}")
 
 
@@ -643,7 +847,7 @@ def down(*, purge: bool, state_dir: Path = RUN, keep_stack: bool = False) -> Non
     stop_kafka()
     stop_postgres()
     if purge:
-        for path in (KAFKA_DIR, PG_DIR, ENV_FILE):
+        for path in (KAFKA_DIR, KAFKA_SECRETS, PG_DIR, ENV_FILE):
             if path.is_dir():
                 shutil.rmtree(path)
             else:
@@ -801,6 +1005,27 @@ def status(cfg: StackConfig, *, state_dir: Path = RUN, as_json: bool = False) ->
     return 0 if healthy else 3
 
 
+def make_secrets() -> None:
+    """The Kafka passwords `up` would generate, without starting anything (for compose.yaml)."""
+    from services.kafka_acls import BROKER  # noqa: PLC0415
+
+    for user in [BROKER, *scram_users()]:
+        kafka_password(user)
+    say(f"kafka: passwords of {BROKER} and {', '.join(scram_users())} in {KAFKA_SECRETS}")
+
+
+def change_acls(*, revoke: bool) -> None:
+    """The ACLs of services/kafka_acls.py for the topic and group names of the OTC_ environment,
+    granted or revoked as its (super user) principal: for tests that run the real principals on
+    topics of their own. Those that `up` made for the system's own names are never touched."""
+    from services.kafka_acls import system_grants  # noqa: PLC0415
+    from services.settings import Settings  # noqa: PLC0415
+
+    settings = Settings()
+    acls = acl_plan(settings, leave=system_grants())
+    provision(kafka_lib_dir(), [*client_plan(settings), *(dropped(acls) if revoke else acls)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -831,6 +1056,10 @@ def main() -> None:
     )
     for each in (down_parser, status_parser):
         each.add_argument("--state-dir", type=Path, default=RUN, help="the run's state (.run/)")
+    acl_help = "{} the ACLs for the topic and group names of the OTC_ environment"
+    sub.add_parser("grant", help=acl_help.format("grant"))
+    sub.add_parser("revoke", help=acl_help.format("revoke"))
+    sub.add_parser("secrets", help="generate the Kafka passwords only (for deploy/compose.yaml)")
     args = parser.parse_args()
     cfg = StackConfig.from_env()
     if args.command == "up":
@@ -839,6 +1068,10 @@ def main() -> None:
         down(purge=args.purge, state_dir=args.state_dir, keep_stack=args.keep_stack)
     elif args.command == "restart":
         restart(cfg, args.service, down_for=args.down_for, hard=args.hard)
+    elif args.command in {"grant", "revoke"}:
+        change_acls(revoke=args.command == "revoke")
+    elif args.command == "secrets":
+        make_secrets()
     elif args.stack:
         sys.exit(0 if all(v["running"] for v in stack_status(cfg).values()) else 3)
     else:

@@ -9,14 +9,14 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from faststream import FastStream
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from domain.money import Currency
 from domain.order import ApprovalControls, SizeLimits
+from services import kafka
 from services.engine.app import open_orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
@@ -85,17 +85,9 @@ async def run(settings: Settings) -> None:
             policy=policy_of(settings),
             clock=utc_now,
         )
-        broker = KafkaBroker(
-            settings.kafka_bootstrap, client_id="otc-engine", log_level=logging.DEBUG
-        )
+        broker = kafka.broker(settings, client_id="otc-engine", log_level=logging.DEBUG)
         producer = RenewingProducer(
-            lambda: AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=2,
-                client_id="otc-engine-replies",
-            ),
+            lambda: kafka.producer(settings, client_id="otc-engine-replies", linger_ms=2),
             name="engine replies",
         )
         await producer.start()

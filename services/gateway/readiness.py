@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from projections.order_list.view import ORDER_LIST_TABLE
+from services import kafka
 from services.pg import PooledStore
 from services.relay.relay import RELAY_NAME
 from services.resilience import describe
@@ -100,20 +101,16 @@ class KafkaLags:
     again after a failure: a client whose broker restarted may keep stale connections)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._bootstrap = settings.kafka_bootstrap
+        self._settings = settings
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._consumer is None:
             await self.close()
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._bootstrap, client_id="otc-gateway-readiness"
-            )
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap,
-                enable_auto_commit=False,
-                client_id="otc-gateway-readiness",
+            admin = kafka.admin(self._settings, client_id="otc-gateway-readiness")
+            consumer = kafka.consumer(
+                self._settings, client_id="otc-gateway-readiness", enable_auto_commit=False
             )
             self._admin, self._consumer = admin, consumer
             await admin.start()

@@ -15,8 +15,8 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaProducer
 
+from services import kafka
 from services.engine.app import Orders, open_orders
 from services.logs import configure_logging
 from services.producers import started, stop_quietly
@@ -44,15 +44,7 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
         await positions.setup()
         orders: Orders = await asyncio.to_thread(open_orders, settings)
         stack.callback(orders.close)
-        producer = await started(
-            AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=5,
-                client_id="otc-relay",
-            )
-        )
+        producer = await started(kafka.producer(settings, client_id="otc-relay", linger_ms=5))
         stack.push_async_callback(stop_quietly, producer, 10.0)
 
         async def send(key: bytes, value: bytes) -> Awaitable[Any]:

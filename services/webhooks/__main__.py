@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from domain.views import OrderView
+from services import kafka
 from services.contracts import ERROR_HEADER
 from services.engine.app import open_orders
 from services.engine.service import INFRASTRUCTURE_ERRORS
@@ -157,13 +158,7 @@ async def run(settings: Settings) -> None:
         async def load_views(wanted: Wanted) -> dict[tuple[UUID, int], OrderView]:
             return await asyncio.to_thread(views_at, orders, wanted)
 
-        broker = KafkaBroker(
-            settings.kafka_bootstrap,
-            client_id="otc-webhooks",
-            enable_idempotence=True,
-            acks="all",
-            log_level=logging.DEBUG,
-        )
+        broker = kafka.broker(settings, client_id="otc-webhooks", log_level=logging.DEBUG)
         webhooks = build(
             settings,
             broker,

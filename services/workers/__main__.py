@@ -21,6 +21,7 @@ from faststream.middlewares import AckPolicy
 from domain.commands import Command
 from domain.movements import Party
 from domain.order import Order
+from services import kafka
 from services.contracts import ERROR_HEADER, CommandEnvelope
 from services.engine.app import open_orders
 from services.engine.service import INFRASTRUCTURE_ERRORS
@@ -146,13 +147,7 @@ async def run(settings: Settings, party: Party) -> None:
         async def load_order(order_id: UUID) -> Order | None:
             return await asyncio.to_thread(orders.order, order_id)
 
-        broker = KafkaBroker(
-            settings.kafka_bootstrap,
-            client_id=f"otc-{party}",
-            enable_idempotence=True,
-            acks="all",
-            log_level=logging.DEBUG,
-        )
+        broker = kafka.broker(settings, client_id=f"otc-{party}", log_level=logging.DEBUG)
         worker = build(
             settings,
             broker,

@@ -62,6 +62,7 @@ PROCESS_KINDS = (
     "usdc-chain",
     "projector",
     "gateway",
+    "webhooks",
 )
 ONCE_ONLY = (
     "Quoted",

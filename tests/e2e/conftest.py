@@ -19,17 +19,18 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from psycopg import sql
 from pydantic import SecretStr
 
+from services import kafka
 from services.demo import DemoData, load_demo
 from services.settings import Settings
 from services.supervision import Places, read_state
 from services.webhooks.signing import new_box_key
 from tests.conftest import drop_database, unique_name
 from tests.infra import kill_quietly
-from tests.support import LOGS, Process
+from tests.support import LOGS, Process, acls_granted
 
 QUOTE_TTL_SECONDS = 8
 DUAL_CONTROL_EUR = Decimal("5000.00")
@@ -87,8 +88,9 @@ class System:
 
 @asynccontextmanager
 async def system_settings(stack_settings: Settings, prefix: str) -> AsyncIterator[Settings]:
-    """Settings for a whole system of its own: a database, topics, consumer groups and ports;
-    the database and topics are removed afterwards."""
+    """Settings for a whole system of its own: a database, topics, consumer groups and ports,
+    with the ACLs of services/kafka_acls.py granted for them (each process runs as its Kafka
+    principal); the database and topics are removed and the ACLs revoked afterwards."""
     database = unique_name(prefix).replace("-", "_")
     with psycopg.connect(stack_settings.conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
@@ -99,34 +101,36 @@ async def system_settings(stack_settings: Settings, prefix: str) -> AsyncIterato
         "dlq_topic": unique_name(f"{prefix}-dlq"),
         "events_dlq_topic": unique_name(f"{prefix}-events-dlq"),
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap)
+    admin = kafka.admin(stack_settings, client_id="otc-tests")
     await admin.start()
     await admin.create_topics([NewTopic(name, 3, 1) for name in topics.values()])
     ports = {name: free_port() for name in ("provider", "bank", "chain", "gateway")}
+    settings = stack_settings.model_copy(
+        update={
+            **topics,
+            "pg_dbname": database,
+            "engine_group": unique_name(f"{prefix}-engine"),
+            "eur_worker_group": unique_name(f"{prefix}-eur"),
+            "chain_worker_group": unique_name(f"{prefix}-chain"),
+            "provider_url": f"http://127.0.0.1:{ports['provider']}",
+            "bank_url": f"http://127.0.0.1:{ports['bank']}",
+            "chain_url": f"http://127.0.0.1:{ports['chain']}",
+            "gateway_port": ports["gateway"],
+            "quote_ttl_seconds": QUOTE_TTL_SECONDS,
+            "dual_control_eur": DUAL_CONTROL_EUR,
+            "upstreams": "sandbox",
+            "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
+            "webhook_group": unique_name(f"{prefix}-webhooks"),
+            "webhook_secrets_key": SecretStr(new_box_key()),
+            "webhook_allow_loopback": True,
+            "webhook_retry_schedule_seconds": WEBHOOK_RETRY_SCHEDULE,
+            "webhook_timeout_seconds": 3.0,
+            "webhook_poll_seconds": 0.1,
+        },
+    )
     try:
-        yield stack_settings.model_copy(
-            update={
-                **topics,
-                "pg_dbname": database,
-                "engine_group": unique_name(f"{prefix}-engine"),
-                "eur_worker_group": unique_name(f"{prefix}-eur"),
-                "chain_worker_group": unique_name(f"{prefix}-chain"),
-                "provider_url": f"http://127.0.0.1:{ports['provider']}",
-                "bank_url": f"http://127.0.0.1:{ports['bank']}",
-                "chain_url": f"http://127.0.0.1:{ports['chain']}",
-                "gateway_port": ports["gateway"],
-                "quote_ttl_seconds": QUOTE_TTL_SECONDS,
-                "dual_control_eur": DUAL_CONTROL_EUR,
-                "upstreams": "sandbox",
-                "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
-                "webhook_group": unique_name(f"{prefix}-webhooks"),
-                "webhook_secrets_key": SecretStr(new_box_key()),
-                "webhook_allow_loopback": True,
-                "webhook_retry_schedule_seconds": WEBHOOK_RETRY_SCHEDULE,
-                "webhook_timeout_seconds": 3.0,
-                "webhook_poll_seconds": 0.1,
-            },
-        )
+        with acls_granted(settings):
+            yield settings
     finally:
         await admin.delete_topics(list(topics.values()))
         await admin.close()

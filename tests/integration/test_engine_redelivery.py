@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from domain.commands import Command
 from domain.order import Side
+from services import kafka
 from services.command_client import CommandClient
 from services.contracts import CORRELATION_ID, ERROR_HEADER, REPLY_TO, CommandEnvelope
 from services.settings import Settings
@@ -152,9 +152,7 @@ async def test_unparseable_records_are_dead_lettered_and_the_partition_moves_on(
     bad_payload = bad.model_copy(
         update={"payload": {"side": "buy", "sourceAmount": 12.5}}
     ).to_bytes()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=otc_settings.kafka_bootstrap, enable_idempotence=True, acks="all"
-    )
+    producer = kafka.producer(otc_settings, client_id="otc-tests")
     await producer.start()
     try:
         key = str(order.order_id).encode()

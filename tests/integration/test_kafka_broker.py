@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
+from services import kafka
 from services.settings import Settings
 from tests.conftest import TopicFactory, unique_name
 
@@ -21,10 +22,8 @@ async def read_all(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a one-partition topic up to its end offset (the last stable offset when
     reading committed), without a consumer group."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        isolation_level=isolation_level,
-        enable_auto_commit=False,
+    consumer = kafka.consumer(
+        settings, client_id="otc-tests", isolation_level=isolation_level, enable_auto_commit=False
     )
     await consumer.start()
     try:
@@ -46,11 +45,7 @@ async def test_idempotent_producer_delivers_every_message_once_in_order(
     new_topic: TopicFactory,
 ) -> None:
     topic = await new_topic("idem")
-    producer = AIOKafkaProducer(
-        bootstrap_servers=stack_settings.kafka_bootstrap,
-        enable_idempotence=True,
-        acks="all",
-    )
+    producer = kafka.producer(stack_settings, client_id="otc-tests")
     await producer.start()
     try:
         sent = [f"m{i}".encode() for i in range(200)]
@@ -69,11 +64,8 @@ async def test_transactional_producer_commits_and_aborts(
     new_topic: TopicFactory,
 ) -> None:
     topic = await new_topic("txn")
-    producer = AIOKafkaProducer(
-        bootstrap_servers=stack_settings.kafka_bootstrap,
-        transactional_id=unique_name("txn-producer"),
-        enable_idempotence=True,
-        acks="all",
+    producer = kafka.producer(
+        stack_settings, client_id="otc-tests", transactional_id=unique_name("txn-producer")
     )
     await producer.start()
     try:
@@ -100,7 +92,7 @@ async def test_consumer_group_resumes_after_its_last_committed_offset(
 ) -> None:
     topic = await new_topic("group")
     group = unique_name("group")
-    producer = AIOKafkaProducer(bootstrap_servers=stack_settings.kafka_bootstrap, acks="all")
+    producer = kafka.producer(stack_settings, client_id="otc-tests")
     await producer.start()
     try:
         for i in range(10):
@@ -119,9 +111,10 @@ async def test_consumer_group_resumes_after_its_last_committed_offset(
 
 async def consume_in_group(settings: Settings, topic: str, group: str, take: int) -> list[bytes]:
     """Join `group`, take `take` messages one at a time committing each, then leave."""
-    consumer = AIOKafkaConsumer(
+    consumer = kafka.consumer(
+        settings,
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="otc-tests",
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -12,10 +12,10 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from domain.commands import Command
 from domain.order import Leg, Order, Side, Status
+from services import kafka
 from services.check_cli import reconcile_report
 from services.command_client import CommandClient
 from services.dlq_cli import Which, list_dead_letters, replay_dead_letters
@@ -189,7 +189,7 @@ async def test_a_poison_event_is_dead_lettered_other_orders_go_on_and_it_can_be_
     await system.all_in([stuck.order_id, moving.order_id], {Status.PENDING_APPROVAL}, 60)
     with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
         conn.execute("DELETE FROM resources.wallets WHERE is_treasury AND network = 'polygon'")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer = kafka.producer(settings, client_id="otc-tests")
     await producer.start()
     try:
         await producer.send_and_wait(settings.events_topic, b"{not an event", key=b"garbage")

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from domain.order import Side, Status
+from services import kafka
 from services.check_cli import reconcile_report
 from services.command_client import CommandClient
 from services.settings import Settings
@@ -116,7 +117,7 @@ async def test_partitions_move_over_when_an_instance_dies_and_nothing_is_lost_or
     groups = groups_of(settings)
     customers = [await system.customer(eur="100000.00", usdc="100000.000000") for _ in range(8)]
     orders = orders_for(customers)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = kafka.admin(settings, client_id="otc-tests")
     await admin.start()
     try:
         before = {kind: await until_assigned(admin, g, 2) for kind, g in groups.items()}

@@ -14,11 +14,11 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
+from services import kafka
 from services.contracts import EventEnvelope
 from services.settings import Settings
 from services.webhooks.endpoints import WebhookEndpoints
@@ -57,9 +57,11 @@ async def receiver() -> AsyncIterator[LocalReceiver]:
         await local.stop()
 
 
-async def webhook_settings(settings: Settings, bootstrap: str) -> Settings:
+async def webhook_settings(settings: Settings, broker: Settings) -> Settings:
+    """`settings` on topics of their own on `broker` (the Kafka part of those settings: the
+    stack's or a throwaway broker's, as its admin)."""
     events, dlq = unique_name("events"), unique_name("events-dlq")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.admin(broker, client_id="otc-tests")
     await admin.start()
     try:
         await admin.create_topics([NewTopic(events, 3, 1), NewTopic(dlq, 1, 1)])
@@ -67,7 +69,9 @@ async def webhook_settings(settings: Settings, bootstrap: str) -> Settings:
         await admin.close()
     return settings.model_copy(
         update={
-            "kafka_bootstrap": bootstrap,
+            "kafka_bootstrap": broker.kafka_bootstrap,
+            "kafka_username": broker.kafka_username,
+            "kafka_password": broker.kafka_password,
             "events_topic": events,
             "events_dlq_topic": dlq,
             "webhook_group": unique_name("webhooks"),
@@ -96,9 +100,7 @@ async def register(settings: Settings, customer: UUID, url: str) -> tuple[UUID, 
 
 
 async def publish(settings: Settings, envelopes: list[EventEnvelope]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all"
-    )
+    producer = kafka.producer(settings, client_id="otc-tests")
     await producer.start()
     try:
         for envelope in envelopes:
@@ -131,7 +133,7 @@ def assert_each_order_in_version_order(received: list[Received], versions: dict[
 async def test_nothing_is_lost_through_a_sigkill_of_the_dispatcher_and_a_broker_restart(
     settings: Settings, broker: ThrowawayKafka, receiver: LocalReceiver
 ) -> None:
-    config = await webhook_settings(settings, broker.bootstrap)
+    config = await webhook_settings(settings, broker.admin_settings())
     customer = await make_customer(config)
     endpoint_id, secret = await register(config, customer.id, receiver.url)
     await settle_orders(
@@ -191,7 +193,7 @@ async def test_a_batch_is_committed_only_once_its_deliveries_are_recorded(
 ) -> None:
     """The dispatcher is killed while recording a batch (PostgreSQL holds it on a lock): its
     offsets were not committed, so the next dispatcher records and delivers every event."""
-    config = await webhook_settings(settings, stack_settings.kafka_bootstrap)
+    config = await webhook_settings(settings, stack_settings)
     customer = await make_customer(config)
     endpoint_id, secret = await register(config, customer.id, receiver.url)
     await settle_orders(config, [buy(customer), sell(customer)])

@@ -99,7 +99,13 @@ class PooledStore:
             name=self.pool_name,
             **self._options,
         )
-        await pool.open(wait=True, timeout=self._connect_timeout)
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout)
+        except BaseException:
+            # A pool left open keeps reconnecting in tasks that outlive the failure and hold the
+            # process up on its way out: close it.
+            await pool.close()
+            raise
         register_pool(pool)
         self._opened = pool
 

@@ -4,6 +4,7 @@ numbers, money checks, timestamps, the connection pool and the app skeleton."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ from starlette.exceptions import HTTPException
 
 from services.http_errors import ErrorGuard
 from services.pg import pool_options, register_pool
-from services.resilience import Dependency, Outages
+from services.resilience import Backoff, Dependency, Outages, is_outage
 from services.sandbox.faults import FaultInjector, install_faults
 from services.settings import Settings
 from services.vitals import vitals_running
@@ -165,7 +166,26 @@ class Database:
             raise RuntimeError(f"the {self.schema} database is not open")
         return self._pool
 
-    async def open(self) -> None:
+    async def open(self, outages: Outages) -> None:
+        """Open the pool and make the schema. While PostgreSQL is away (a sandbox restarted in
+        the middle of an outage) try again after a backoff delay instead of failing to start;
+        a failed try leaves no pool behind (its reconnecting tasks would keep the process from
+        exiting)."""
+        backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)
+        while True:
+            try:
+                await self._open_once()
+            except Exception as error:
+                await self.close()
+                if not is_outage(error):
+                    raise
+                outages.failed(error)
+                await asyncio.sleep(backoff.next_delay())
+            else:
+                outages.ok(Dependency.POSTGRES)
+                return
+
+    async def _open_once(self) -> None:
         self._pool = AsyncConnectionPool(
             self.settings.conninfo(),
             connection_class=AsyncConnection[DictRow],
@@ -176,7 +196,7 @@ class Database:
             name=f"sandbox-{self.schema}",
             **pool_options(self.settings),
         )
-        await self._pool.open(wait=True)
+        await self._pool.open(wait=True, timeout=self.settings.pg_connect_timeout_seconds)
         register_pool(self._pool)
         async with self.transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
@@ -209,7 +229,7 @@ def create_sandbox_app(title: str, database: Database) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await database.open()
+        await database.open(outages)
         try:
             async with vitals_running(database.settings, outages, Dependency.POSTGRES):
                 yield

@@ -253,3 +253,30 @@ async def api_key(settings: Settings, customer: Customer) -> str:
         await keys.create_schema()
         plaintext, _ = await keys.create(customer.id, [Scope.READ, Scope.WRITE], "outage test")
     return plaintext
+
+
+async def test_a_sandbox_started_while_postgres_is_down_waits_and_serves_once_it_is_back(
+    outage_settings: Settings, cluster: ThrowawayPostgres, processes: dict[str, Process]
+) -> None:
+    """A sandbox the supervisor restarts in the middle of an outage: it must not fail its
+    startup (nor hang half-started, as one did with its failed pool left open)."""
+    port = free_port()
+    await asyncio.to_thread(cluster.stop, "immediate")
+    try:
+        bank = Process("services.sandbox", outage_settings, "bank", "--port", str(port)).start()
+        processes[bank.name] = bank
+        bank.wait_for_log(STARTED, timeout=30)
+        await asyncio.sleep(2.0)
+        assert still_running(bank)
+    finally:
+        await asyncio.to_thread(cluster.start)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+
+        async def health() -> httpx.Response | None:
+            try:
+                return await answered(lambda: http.get("/health"), 200)
+            except httpx.TransportError:
+                return None
+
+        await eventually(health, timeout=60, interval=0.5)
+    assert outage_lines(bank) == (1, 1)

@@ -181,7 +181,9 @@ class ThrowawayKafka:
             f"user {stack.SCRAM} {user} {stack.kafka_password(user)}"
             for user in stack.scram_users()
         ]
-        stack.provision(stack.kafka_lib_dir(), [*stack.broker_plan(self.config), *users])
+        # The users and the ACLs of the system's own names, as `deploy/local/up` makes them.
+        acls = stack.acl_plan(self.admin_settings())
+        stack.provision(stack.kafka_lib_dir(), [*stack.broker_plan(self.config), *users, *acls])
         asyncio.run(self._wait_for_broker())
         return self
 

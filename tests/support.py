@@ -110,15 +110,17 @@ def acls_granted(settings: Settings) -> Iterator[None]:
     (by deploy/local/stack.py, as the admin principal of `settings`) and revoked afterwards: the
     real principals may then run on these names as they do on the system's own."""
 
-    def change(command: str) -> None:
-        env = {**os.environ, **settings.to_env()}
-        subprocess.run([sys.executable, str(STACK), command], cwd=ROOT, env=env, check=True)  # noqa: S603 - our own script
-
-    change("grant")
+    change_acls("grant", settings)
     try:
         yield
     finally:
-        change("revoke")
+        change_acls("revoke", settings)
+
+
+def change_acls(command: str, settings: Settings) -> None:
+    """`grant` or `revoke` the ACL table for the names of `settings`, on its broker."""
+    env = {**os.environ, **settings.to_env()}
+    subprocess.run([sys.executable, str(STACK), command], cwd=ROOT, env=env, check=True)  # noqa: S603 - our own script
 
 
 def now() -> datetime:

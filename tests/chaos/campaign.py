@@ -515,6 +515,7 @@ async def chaos_stack(
         }
         await kafka.create_topics(6, *topics.values())
         ports = {name: free_port() for name in ("provider", "bank", "chain", "gateway")}
+        admin = kafka.admin_settings()
         settings = postgres.settings(base).model_copy(
             update={
                 **topics,
@@ -528,6 +529,8 @@ async def chaos_stack(
                 "upstreams": "sandbox",
                 "jwt_secret": SecretStr(uuid.uuid4().hex * 2),
                 "ready_max_consumer_lag": 100_000,
+                "kafka_username": admin.kafka_username,
+                "kafka_password": admin.kafka_password,
             }
         )
         yield postgres, kafka, settings

@@ -465,6 +465,7 @@ def verdict(  # noqa: PLR0913 - everything the table says
         ("money conserved", "yes" if conserved["conserved"] else "NO"),
         ("5xx outside outages", f"{len(errors)}" + (f" {errors[:3]}" if errors else "")),
         ("5xx during outages", str(len(tally.server_errors) - len(errors))),
+        ("quotes outlived by an outage, requoted", str(tally.requotes)),
         (
             "clients that gave up",
             str(len(tally.failed_clients))

@@ -211,7 +211,12 @@ class Settings(BaseSettings):
             "POSTGRES_USER": self.pg_user,
             "POSTGRES_PASSWORD": self.pg_password.get_secret_value(),
             "POSTGRES_SCHEMA": schema,
-            "POSTGRES_POOL_SIZE": str(self.pg_pool_size),
+            # One connection kept open, the rest opened on demand up to the pool size: an
+            # application that keeps pg_pool_size open from the start (eventsourcing's pool
+            # size is its minimum, plus 10 overflow by default) made an idle system hold 139
+            # connections and a busy one run out of PostgreSQL's.
+            "POSTGRES_POOL_SIZE": "1",
+            "POSTGRES_MAX_OVERFLOW": str(self.pg_pool_size - 1),
             "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(self.pg_connect_timeout_seconds))),
             "POSTGRES_PRE_PING": "y",
         }

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from services.settings import Settings
 
@@ -40,3 +40,10 @@ def test_password_is_masked_when_printed() -> None:
     assert "s3cret-value" not in repr(settings)
     assert "s3cret-value" not in settings.model_dump_json()
     assert "s3cret-value" in settings.conninfo()
+
+
+def test_an_event_store_opens_connections_on_demand_up_to_the_pool_size() -> None:
+    env = Settings(pg_password=SecretStr("pw"), pg_pool_size=10).postgres_env()
+
+    assert env["POSTGRES_POOL_SIZE"] == "1"
+    assert int(env["POSTGRES_POOL_SIZE"]) + int(env["POSTGRES_MAX_OVERFLOW"]) == 10

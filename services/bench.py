@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Annotated, Any, LiteralString
 
 import httpx
 import psycopg
@@ -37,6 +37,7 @@ from domain.movements import Party
 from domain.order import Side
 from services import kafka
 from services.adapters.fakes import FakePricing, FakeWalletBalances
+from services.bench_report import write_section
 from services.command_client import CommandClient
 from services.demo import DemoCustomer, saved_demo
 from services.engine.__main__ import policy_of
@@ -175,91 +176,219 @@ def engine_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Po
         process.wait(timeout=30)
 
 
-async def drive(
-    settings: Settings, orders: list[list[c.Command]], concurrency: int
-) -> tuple[float, list[float]]:
-    """Each order's five commands published in order, `concurrency` orders at a time; the
-    latency of a command is from the publication of its order's commands to the last reply."""
+@dataclass
+class Run:
+    """What one workload measured: seconds of the measured part and each command's latency."""
+
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def describe(self) -> str:
+        return (
+            f"{len(self.latencies)} commands in {self.seconds:.2f}s = {self.rate:,.0f} commands/s;"
+            f" per command p50 {ms(self.latencies, 0.50)}  p99 {ms(self.latencies, 0.99)}"
+            f"  p99.9 {ms(self.latencies, 0.999)}"
+        )
+
+
+def ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:.1f} ms" if values else "n/a"
+
+
+def checked(reply: Any) -> None:  # noqa: ANN401 - a ReplyEnvelope
+    if not reply.ok:
+        raise RuntimeError(f"command refused: {reply.error}")
+
+
+async def closed_loop(
+    send: Callable[[c.Command], Awaitable[None]],
+    orders: list[list[c.Command]],
+    concurrency: int,
+    *,
+    pace: float | None = None,
+) -> Run:
+    """The system's real pattern: each command of an order is sent once the reply to the one
+    before it came back (as the gateway, the workers and operators do). `concurrency` orders in
+    flight, each started as soon as one finishes; or, with `pace` (seconds between the starts of
+    two orders), orders started at that fixed rate whatever happens to the earlier ones (an
+    offered load, to see latency below saturation). A command's latency is from its sending to
+    its reply."""
+    latencies: list[float] = []
+    gate = asyncio.Semaphore(concurrency if pace is None else len(orders))
+
+    async def one_order(commands: list[c.Command]) -> None:
+        async with gate:
+            for command in commands:
+                sent = time.perf_counter()
+                await send(command)
+                latencies.append(time.perf_counter() - sent)
+
+    async def paced(n: int, commands: list[c.Command], pace: float) -> None:
+        await asyncio.sleep(n * pace)
+        await one_order(commands)
+
+    started = time.perf_counter()
+    if pace is None:
+        await asyncio.gather(*(one_order(commands) for commands in orders))
+    else:
+        await asyncio.gather(*(paced(n, cmds, pace) for n, cmds in enumerate(orders)))
+    return Run(time.perf_counter() - started, latencies)
+
+
+async def all_at_once(
+    client: CommandClient, orders: list[list[c.Command]], concurrency: int
+) -> Run:
+    """Not the system's pattern (named so): each order's five commands published together
+    without waiting for replies, so they land in one batch; a command's latency is that of its
+    whole order."""
     latencies: list[float] = []
     gate = asyncio.Semaphore(concurrency)
-    async with CommandClient(settings) as client:
 
-        async def one_order(commands: list[c.Command]) -> None:
-            async with gate:
-                sent = time.perf_counter()
-                replies = await client.send_all(commands, timeout=120)
-                latencies.extend([time.perf_counter() - sent] * len(commands))
-                refused = [reply.error for reply in replies if not reply.ok]
-                if refused:
-                    raise RuntimeError(f"command refused: {refused[0]}")
+    async def one_order(commands: list[c.Command]) -> None:
+        async with gate:
+            sent = time.perf_counter()
+            for reply in await client.send_all(commands, timeout=120):
+                checked(reply)
+            latencies.extend([time.perf_counter() - sent] * len(commands))
 
-        await one_order(orders[0])  # warm-up: connections, group join, first batch
-        latencies.clear()
-        started = time.perf_counter()
-        await asyncio.gather(*(one_order(commands) for commands in orders[1:]))
-        return time.perf_counter() - started, latencies
+    started = time.perf_counter()
+    await asyncio.gather(*(one_order(commands) for commands in orders))
+    return Run(time.perf_counter() - started, latencies)
 
 
-async def naive(settings: Settings, orders: list[list[c.Command]]) -> float:
-    """One load, decide and `Application.save` per command, in sequence. Returns seconds."""
+@contextlib.asynccontextmanager
+async def naive_sender(
+    settings: Settings, concurrency: int
+) -> AsyncIterator[Callable[[c.Command], Awaitable[None]]]:
+    """The ordinary eventsourcing way, in the same process as its clients: per command one load,
+    decide and `Application.save` (`CommandProcessor.process_one`), in a thread of a pool as
+    large as the number of orders in flight, on the same database. No Kafka."""
     app = open_orders(settings)
-    async with PostgresResourceDirectory(settings) as resources:
-        processor = CommandProcessor(
-            app,
-            pricing=FakePricing(),
-            balances=FakeWalletBalances(),
-            resources=resources,
-            policy=policy_of(settings),
-            clock=lambda: datetime.now(UTC),
-        )
-        started = time.perf_counter()
-        for commands in orders:
-            for command in commands:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=concurrency))
+    try:
+        async with PostgresResourceDirectory(settings) as resources:
+            processor = CommandProcessor(
+                app,
+                pricing=FakePricing(),
+                balances=FakeWalletBalances(),
+                resources=resources,
+                policy=policy_of(settings),
+                clock=lambda: datetime.now(UTC),
+            )
+
+            async def send(command: c.Command) -> None:
                 [reply] = await processor.process_one(command)
-                if not reply.ok:
-                    raise RuntimeError(f"command refused: {reply.error}")
-        elapsed = time.perf_counter() - started
-    app.close()
-    return elapsed
+                checked(reply)
+
+            yield send
+    finally:
+        app.close()
+
+
+@dataclass(frozen=True)
+class EngineFigures:
+    workload: str
+    concurrency: int
+    engine: Run
+    naive: Run
+    half_rate: Run | None
+
+    def lines(self) -> list[str]:
+        out = [
+            f"workload: {self.workload}; {self.concurrency} orders in flight",
+            f"engine (Kafka in, batched saves, replies on Kafka)  {self.engine.describe()}",
+            f"naive  (one load + Application.save per command)    {self.naive.describe()}",
+            (
+                "ratio  engine / naive at the same concurrency        "
+                f"{self.engine.rate / self.naive.rate:.1f}x"
+            ),
+        ]
+        if self.half_rate is not None:
+            out.append(
+                f"engine at half its sustained rate (offered {self.engine.rate / 2:,.0f}/s)"
+                f"  {self.half_rate.describe()}"
+            )
+        return out
 
 
 async def bench_engine(
-    settings: Settings, commands: int, concurrency: int, naive_commands: int
-) -> None:
-    order_count = max(2, commands // 5)
+    settings: Settings, orders: int, concurrency: int, naive_orders: int, *, together: bool
+) -> EngineFigures:
     with scratch_database(settings, "bench") as db_settings:
         async with scratch_topics(db_settings, settings.kafka_partitions) as bench_settings:
             customer = await make_customer(bench_settings)
-            orders = [lifecycle(customer) for _ in range(order_count + 1)]
             log_path = Path(".run") / "bench-engine.log"
             log_path.parent.mkdir(exist_ok=True)
             with engine_process(bench_settings, log_path):
-                seconds, latencies = await drive(bench_settings, orders, concurrency)
-            naive_orders = [lifecycle(customer) for _ in range(max(1, naive_commands // 5))]
-            naive_seconds = await naive(bench_settings, naive_orders)
-    sent = len(latencies)
-    rate = sent / seconds
-    naive_rate = len(naive_orders) * 5 / naive_seconds
-    typer.echo(f"engine (Kafka in, batched saves): {sent} commands in {seconds:.2f}s")
-    typer.echo(f"  sustained           {rate:,.0f} commands/s")
-    typer.echo(
-        f"  reply latency       p50 {percentile(latencies, 0.50) * 1000:.1f} ms"
-        f"  p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
-        f"  mean {statistics.fmean(latencies) * 1000:.1f} ms",
+                async with CommandClient(bench_settings) as client:
+
+                    async def send(command: c.Command) -> None:
+                        checked(await client.send(command, timeout=120))
+
+                    # Warm-up: connections, the group join, the first batches.
+                    await closed_loop(send, [lifecycle(customer) for _ in range(20)], 10)
+                    work = [lifecycle(customer) for _ in range(orders)]
+                    if together:
+                        engine = await all_at_once(client, work, concurrency)
+                        half: Run | None = None
+                    else:
+                        engine = await closed_loop(send, work, concurrency)
+                        pace = 5 / (engine.rate / 2)
+                        count = max(20, min(orders, int(20 / pace)))
+                        half = await closed_loop(
+                            send,
+                            [lifecycle(customer) for _ in range(count)],
+                            concurrency,
+                            pace=pace,
+                        )
+            async with naive_sender(bench_settings, concurrency) as naive_send:
+                await closed_loop(naive_send, [lifecycle(customer) for _ in range(10)], 10)
+                naive = await closed_loop(
+                    naive_send, [lifecycle(customer) for _ in range(naive_orders)], concurrency
+                )
+    workload = (
+        "all at once (each order's five commands published together; not the system's pattern)"
+        if together
+        else "closed loop (each command awaits its reply before its order's next one)"
     )
-    typer.echo(f"naive (one Application.save per command): {len(naive_orders) * 5} commands")
-    typer.echo(f"  sustained           {naive_rate:,.0f} commands/s")
-    typer.echo(f"ratio                 {rate / naive_rate:.1f}x")
+    return EngineFigures(workload, concurrency, engine, naive, half)
 
 
 @bench_app.command("engine")
 def engine_command(
-    commands: int = typer.Option(20_000, help="commands through the engine (5 per order)"),
-    concurrency: int = typer.Option(500, help="orders in flight at once"),
-    naive_commands: int = typer.Option(3_000, help="commands for the naive comparison"),
+    *,
+    orders: int = typer.Option(2_000, help="order lifecycles through the engine (5 commands each)"),
+    concurrency: int = typer.Option(50, help="orders in flight at once, engine and naive alike"),
+    naive_orders: int = typer.Option(600, help="order lifecycles for the naive peer"),
+    all_at_once: Annotated[
+        bool,
+        typer.Option(
+            "--all-at-once",
+            help="publish each order's five commands together without awaiting replies",
+        ),
+    ] = False,
+    record: Annotated[
+        bool, typer.Option("--record", help="also write the figures into docs/benchmarks.md")
+    ] = False,
 ) -> None:
-    """Sustained commands/s and reply latency of the engine, and the naive rate beside it."""
-    asyncio.run(bench_engine(Settings(), commands, concurrency, naive_commands))
+    """Commands/s and per-command latency of the engine against the naive peer, at the same
+    concurrency, on the system's real pattern; then the engine's latency at half its rate."""
+    settings = Settings()
+    figures = asyncio.run(
+        bench_engine(settings, orders, concurrency, naive_orders, together=all_at_once)
+    )
+    for line in figures.lines():
+        typer.echo(line)
+    if record:
+        command = f"otc bench engine --concurrency {concurrency} --orders {orders}" + (
+            " --all-at-once" if all_at_once else ""
+        )
+        write_section("engine", command, figures.lines(), settings)
 
 
 # ------------------------------------------------------------------------------ the REST API
@@ -384,9 +513,6 @@ async def bench_api(settings: Settings, orders: int, concurrency: int) -> None:
         elapsed = time.perf_counter() - started
     sampler.stop.set()
     await sampling
-
-    def ms(values: list[float], q: float) -> str:
-        return f"{percentile(values, q) * 1000:.1f} ms" if values else "n/a"
 
     done = figures.completed
     typer.echo(f"REST API: {done} lifecycles (quote, confirm, approve, settle) in {elapsed:.1f}s")

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response, Security
+from fastapi import APIRouter, FastAPI, Header, Path, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Discriminator, Tag
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,10 +27,13 @@ from domain.money import parse_amount
 from domain.order import Order, Side, Status
 from domain.resources import is_eligible_account, is_eligible_wallet
 from domain.views import OpsFacts, OrderView
-from services.adapters.ports import UpstreamError, WalletBalancePort
-from services.auth.principal import Principal, Scope
-from services.command_client import CommandClient, CommandTimeoutError
+from services.adapters.ports import UpstreamError
+from services.auth.principal import Principal
+from services.command_client import CommandTimeoutError
 from services.contracts import ReplyEnvelope, event_data
+from services.gateway.auth import Operator, Reader, Writer
+from services.gateway.params import Limit, OrderId, Page, page_of
+from services.gateway.ports import Gateway, GatewayDep, OrderRow
 from services.gateway.problems import (
     PROBLEM_JSON,
     ApiError,
@@ -64,106 +65,10 @@ from services.gateway.schemas import (
 )
 from services.http_errors import ErrorGuard
 from services.resilience import Outages
-from services.resources.port import ResourceDirectory
 
 IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
 READ_YOUR_WRITES_SECONDS = 2.0
 PENDING_QUEUE = (Status.PENDING_APPROVAL,)
-
-
-class OrderRow(Protocol):
-    @property
-    def customer_id(self) -> UUID: ...
-
-    @property
-    def view(self) -> OrderView: ...
-
-
-class OrderReadModel(Protocol):
-    """What the gateway reads: the `order_list` view (synchronous: called in a thread)."""
-
-    def get(self, order_id: UUID) -> OrderRow | None: ...
-
-    def list_for_customer(
-        self, customer_id: UUID, *, page: int, limit: int
-    ) -> tuple[list[Any], int]: ...
-
-    def list_by_status(self, statuses: Any, *, page: int, limit: int) -> tuple[list[Any], int]: ...  # noqa: ANN401
-
-    def list_needing_attention(self, *, page: int, limit: int) -> tuple[list[Any], int]: ...
-
-    def max_tracking_id(self, application_name: str) -> int | None: ...
-
-
-class Authenticator(Protocol):
-    async def api_key(self, key: str) -> Principal | None: ...
-
-    def bearer(self, token: str) -> Principal | None: ...
-
-
-@dataclass
-class Gateway:
-    """The gateway's collaborators, built by its composition root."""
-
-    resources: ResourceDirectory
-    auth: Authenticator
-    read_model: OrderReadModel
-    commands: CommandClient
-    balances: WalletBalancePort
-    history: Callable[[UUID], Awaitable[list[Order.Event]]]
-    reply_timeout: float = 10.0
-    dual_control_eur: Decimal = Decimal("100000.00")
-    readiness: Callable[[], Awaitable[Report]] | None = None
-    retry_after_seconds: int = 5
-    in_flight: set[tuple[UUID, UUID]] = field(default_factory=set)
-
-
-def gateway(request: Request) -> Gateway:
-    found: Gateway = request.app.state.gateway
-    return found
-
-
-GatewayDep = Annotated[Gateway, Depends(gateway)]
-
-
-# ---------------------------------------------------------------------------------- auth
-
-
-API_KEY = APIKeyHeader(name="x-api-key", auto_error=False, description="an API key")
-BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", description="a session JWT")
-
-
-async def authenticate(
-    gw: GatewayDep,
-    api_key: Annotated[str | None, Security(API_KEY)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
-) -> Principal:
-    principal: Principal | None = None
-    if api_key:
-        principal = await gw.auth.api_key(api_key)
-    elif bearer is not None:
-        principal = gw.auth.bearer(bearer.credentials)
-    if principal is None:
-        raise ApiError(
-            ErrorCode.UNAUTHENTICATED,
-            "valid credentials are required: an x-api-key header or a Bearer JWT",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return principal
-
-
-def scope(required: str) -> Callable[..., Awaitable[Principal]]:
-    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.has(required):
-            raise ApiError(ErrorCode.INSUFFICIENT_SCOPE, f"this call needs the scope {required}")
-        return principal
-
-    return check
-
-
-Reader = Annotated[Principal, Depends(scope(Scope.READ))]
-Writer = Annotated[Principal, Depends(scope(Scope.WRITE))]
-Operator = Annotated[Principal, Depends(scope(Scope.OPERATE))]
 
 
 # ---------------------------------------------------------------------------------- idempotency
@@ -299,12 +204,7 @@ async def any_row(gw: Gateway, order_id: UUID) -> OrderRow:
 
 
 def order_page(rows: list[Any], page: int, limit: int, total: int) -> dict[str, Any]:
-    return {
-        "data": [row.view.public_json() for row in rows],
-        "page": page,
-        "limit": limit,
-        "total": total,
-    }
+    return page_of([row.view.public_json() for row in rows], page, limit, total)
 
 
 def ops_order(row: Any, dual_control_eur: Decimal) -> dict[str, Any]:  # noqa: ANN401 - a read-model row
@@ -326,20 +226,12 @@ def ops_order(row: Any, dual_control_eur: Decimal) -> dict[str, Any]:  # noqa: A
 
 
 def ops_page(gw: Gateway, rows: list[Any], page: int, limit: int, total: int) -> dict[str, Any]:
-    return {
-        "data": [ops_order(row, gw.dual_control_eur) for row in rows],
-        "page": page,
-        "limit": limit,
-        "total": total,
-    }
+    return page_of([ops_order(row, gw.dual_control_eur) for row in rows], page, limit, total)
 
 
 # ---------------------------------------------------------------------------------- customer routes
 
 customer = APIRouter(prefix="/otc-exchanges", tags=["otc-exchanges"])
-OrderId = Annotated[UUID, Path(description="the order id (equal to the quote id)")]
-Page = Annotated[int, Query(ge=1, le=1_000_000, description="page number, from 1")]
-Limit = Annotated[int, Query(ge=1, le=100, description="items per page, 1..100")]
 
 QuoteBody = Annotated[
     Annotated[BuyQuoteRequest, Tag("buy")] | Annotated[SellQuoteRequest, Tag("sell")],

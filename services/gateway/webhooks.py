@@ -28,15 +28,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from domain.errors import ErrorCode
-from services.gateway.app import (
-    IDEMPOTENT_REPLAYED,
-    IdempotencyKey,
-    Limit,
-    Page,
-    Reader,
-    Writer,
-    optional_key,
-)
+from services.gateway.app import IDEMPOTENT_REPLAYED, IdempotencyKey, optional_key
+from services.gateway.auth import Reader, Writer
+from services.gateway.params import Limit, Page, page_of
 from services.gateway.problems import ApiError, responses
 from services.webhooks.endpoints import WebhookEndpoints
 from services.webhooks.errors import (
@@ -257,10 +251,6 @@ def with_body(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
     unreadable = ", ".join([*names, "HTTP_ERROR (unreadable body)"])
     documented[BAD_REQUEST] = {**bad, "description": unreadable}
     return documented
-
-
-def page_of(items: list[Any], page: int, limit: int, total: int) -> dict[str, Any]:
-    return {"data": items, "page": page, "limit": limit, "total": total}
 
 
 @router.post(

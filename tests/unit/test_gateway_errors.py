@@ -17,7 +17,8 @@ from aiokafka.errors import KafkaConnectionError
 from services.adapters.fakes import FakeWalletBalances
 from services.auth.principal import Principal, Scope
 from services.command_client import CommandClient, CommandNotSentError
-from services.gateway.app import Gateway, OrderReadModel, create_app, with_gateway
+from services.gateway.app import create_app, with_gateway
+from services.gateway.ports import Gateway, OrderReadModel
 from services.gateway.readiness import Report
 from services.resources.fake import InMemoryResourceDirectory
 

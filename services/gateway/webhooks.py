@@ -28,8 +28,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from domain.errors import ErrorCode
-from services.gateway.app import IDEMPOTENT_REPLAYED, IdempotencyKey, optional_key
 from services.gateway.auth import Reader, Writer
+from services.gateway.commands import IDEMPOTENT_REPLAYED, IdempotencyKey, optional_key
 from services.gateway.params import Limit, Page, page_of
 from services.gateway.problems import ApiError, responses
 from services.webhooks.endpoints import WebhookEndpoints

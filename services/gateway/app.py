@@ -1,7 +1,7 @@
 """The REST API of seed 000 (DESIGN.md section 6), assembled: the routers, and every error
 answered as a problem. Where to look for the rest:
 
-- routes/customer.py, routes/ops.py, webhooks.py, health.py: the routes, each a few lines;
+- routes/customer.py, routes/ops.py, routes/webhooks.py, health.py: the routes, each a few lines;
 - auth.py: who is calling and with which scope;
 - commands.py: the command round trip (envelope, idempotency, reply, read-your-writes);
 - queries.py: the reads (the `order_list` read model, resources, balances, history);
@@ -28,7 +28,7 @@ from services.gateway.problems import (
 )
 from services.gateway.routes.customer import customer
 from services.gateway.routes.ops import ops
-from services.gateway.webhooks import router as webhook_endpoints
+from services.gateway.routes.webhooks import router as webhook_endpoints
 from services.http_errors import ErrorGuard
 from services.resilience import Outages
 

@@ -16,11 +16,7 @@ from domain.money import parse_amount
 from domain.order import Side
 from domain.views import OrderView
 from services.gateway.auth import Reader
-from services.gateway.commands import (
-    ORDER_COMMAND_ERRORS,
-    SEND_ERRORS,
-    ByCustomer,
-)
+from services.gateway.commands import ORDER_COMMAND_ERRORS, SEND_ERRORS, ByCustomer
 from services.gateway.params import Limit, OrderId, Page
 from services.gateway.ports import GatewayDep
 from services.gateway.problems import ApiError, responses

@@ -18,7 +18,8 @@ from services.auth.keys import ApiKeyStore
 from services.auth.principal import Principal
 from services.command_client import CommandClient
 from services.engine.app import open_orders
-from services.gateway.app import Gateway, create_app
+from services.gateway.app import create_app
+from services.gateway.ports import Gateway
 from services.gateway.readiness import KafkaLags, Readiness, StoreLags
 from services.logs import configure_logging
 from services.projector import open_order_list

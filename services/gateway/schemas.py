@@ -9,9 +9,11 @@ from uuid import UUID
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictInt,
     StringConstraints,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -52,6 +54,17 @@ class SellQuoteRequest(Body):
     source_wallet_id: UUID = Field(description="one of your wallets with a USDC address")
     destination_account_id: UUID = Field(description="one of your EUR accounts")
     source_amount: AmountText
+
+
+QuoteBody = Annotated[
+    Annotated[BuyQuoteRequest, Tag("buy")] | Annotated[SellQuoteRequest, Tag("sell")],
+    Discriminator(
+        lambda body: (
+            (body.get("side") or "buy") if isinstance(body, dict) else getattr(body, "side", "buy")
+        )
+    ),
+]
+"""A quote request: a buy, unless `side` says sell."""
 
 
 class ConfirmRequest(Body):

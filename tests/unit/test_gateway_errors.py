@@ -15,11 +15,13 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from services.adapters.fakes import FakeWalletBalances
-from services.auth.principal import Principal, Scope
+from services.auth.principal import OperatorIdentity, Principal, Scope
 from services.command_client import CommandClient, CommandNotSentError
-from services.gateway.app import Gateway, OrderReadModel, create_app, with_gateway
+from services.gateway.app import create_app, with_gateway
+from services.gateway.ports import Gateway, OrderReadModel
 from services.gateway.readiness import Report
 from services.resources.fake import InMemoryResourceDirectory
+from services.resources.port import PLATFORM_CUSTOMER_ID
 
 CUSTOMER = uuid.uuid4()
 KEY = {"x-api-key": "otc_test"}
@@ -202,3 +204,58 @@ async def test_ready_is_200_with_the_lags_when_every_check_passes() -> None:
 
         assert response.status_code == 200
         assert response.json()["lags"] == {"relay": 3}
+
+
+BAD_KEY = {**KEY, "Idempotency-Key": "not-a-uuid-v4"}
+
+
+def problem_code(response: httpx.Response) -> tuple[int, str]:
+    assert response.headers["content-type"] == "application/problem+json"
+    return response.status_code, response.json()["code"]
+
+
+async def test_a_malformed_body_is_refused_before_a_malformed_idempotency_key() -> None:
+    async for client in client_for(gateway()):
+        response = await client.post("/otc-exchanges", headers=BAD_KEY, json={"side": "buy"})
+
+        assert problem_code(response) == (422, "VALIDATION_ERROR")
+
+
+async def test_a_malformed_idempotency_key_is_refused_before_the_amount_is_read() -> None:
+    body = {
+        "sourceAccountId": str(uuid.uuid4()),
+        "destinationWalletId": str(uuid.uuid4()),
+        "sourceAmount": "100.001",
+    }
+    async for client in client_for(gateway()):
+        response = await client.post("/otc-exchanges/quote", headers=BAD_KEY, json=body)
+
+        assert problem_code(response) == (400, "IDEMPOTENCY_KEY_INVALID")
+
+
+OPERATOR = Principal(
+    PLATFORM_CUSTOMER_ID,
+    frozenset(Scope),
+    "key-2",
+    "api-key",
+    OperatorIdentity(uuid.uuid4(), "Ada Operator"),
+)
+
+
+class Desk(Caller):
+    async def api_key(self, key: str) -> Principal | None:
+        del key
+        return OPERATOR
+
+
+@pytest.mark.parametrize(
+    ("path", "caller"),
+    [("/otc-exchanges/{id}/cancel", Caller()), ("/ops/otc-exchanges/{id}/retry-payout", Desk())],
+)
+async def test_a_malformed_idempotency_key_is_refused_before_the_order_is_looked_up(
+    path: str, caller: Caller
+) -> None:
+    async for client in client_for(gateway(auth=caller)):  # no read model: a lookup is a 500
+        response = await client.post(path.format(id=uuid.uuid4()), headers=BAD_KEY)
+
+        assert problem_code(response) == (400, "IDEMPOTENCY_KEY_INVALID")

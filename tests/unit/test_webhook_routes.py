@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from services.auth.principal import Principal, Scope
-from services.gateway.app import Gateway, create_app
+from services.gateway.app import create_app
+from services.gateway.ports import Gateway
 from services.webhooks.endpoints import WebhookEndpoints
 from services.webhooks.fake import InMemoryWebhookStore
 from services.webhooks.signing import SecretBox, new_box_key

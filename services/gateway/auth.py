@@ -1,0 +1,52 @@
+"""Who is calling: an `x-api-key` or a Bearer JWT (401 without valid credentials), and the scope
+a route needs (403 INSUFFICIENT_SCOPE). A route states its caller as `Reader`, `Writer` or
+`Operator`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from domain.errors import ErrorCode
+from services.auth.principal import Principal, Scope
+from services.gateway.ports import GatewayDep
+from services.gateway.problems import ApiError
+
+API_KEY = APIKeyHeader(name="x-api-key", auto_error=False, description="an API key")
+BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", description="a session JWT")
+
+
+async def authenticate(
+    gw: GatewayDep,
+    api_key: Annotated[str | None, Security(API_KEY)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+) -> Principal:
+    principal: Principal | None = None
+    if api_key:
+        principal = await gw.auth.api_key(api_key)
+    elif bearer is not None:
+        principal = gw.auth.bearer(bearer.credentials)
+    if principal is None:
+        raise ApiError(
+            ErrorCode.UNAUTHENTICATED,
+            "valid credentials are required: an x-api-key header or a Bearer JWT",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+def scope(required: str) -> Callable[..., Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.has(required):
+            raise ApiError(ErrorCode.INSUFFICIENT_SCOPE, f"this call needs the scope {required}")
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(scope(Scope.READ))]
+Writer = Annotated[Principal, Depends(scope(Scope.WRITE))]
+Operator = Annotated[Principal, Depends(scope(Scope.OPERATE))]

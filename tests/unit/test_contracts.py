@@ -70,5 +70,8 @@ def test_a_batch_parses_record_by_record() -> None:
 @pytest.mark.parametrize(
     ("received", "model"), [(ReceivedCommand, CommandEnvelope), (ReceivedEvent, EventEnvelope)]
 )
-def test_a_received_record_is_documented_as_its_envelope(received: object, model: type) -> None:
-    assert TypeAdapter(received).json_schema() == TypeAdapter(model).json_schema()
+def test_a_received_record_is_documented_as_its_envelope(
+    received: Any,  # noqa: ANN401 - an annotated type
+    model: type[BaseModel],
+) -> None:
+    assert TypeAdapter(received).json_schema() == model.model_json_schema()

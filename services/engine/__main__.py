@@ -111,8 +111,8 @@ def build(
         parser=without_reply_to,
         decoder=record_values,
         title="on_commands",
-        description="The engine, one consumer group (OTC_ENGINE_GROUP) of any number of "
-        "instances; a batch is committed once its events are saved and its replies delivered.",
+        description="The engine: any number of instances in one consumer group; a batch is "
+        "committed once its events are saved and its replies delivered.",
     )
     async def on_commands(commands: list[ReceivedCommand], msg: KafkaMessage) -> None:
         """Commit only after the batch's events are saved and its replies delivered. While

@@ -33,6 +33,7 @@ from services.adapters.ports import UpstreamError, WalletBalancePort
 from services.auth.principal import Principal, Scope
 from services.command_client import CommandClient, CommandTimeoutError
 from services.contracts import ReplyEnvelope, event_data
+from services.gateway.asyncapi import router as asyncapi
 from services.gateway.problems import (
     PROBLEM_JSON,
     ApiError,
@@ -780,6 +781,7 @@ def create_app(
     app.include_router(ops)
     app.include_router(webhook_endpoints)
     app.include_router(health)
+    app.include_router(asyncapi)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -118,7 +118,7 @@ def build(
         """Commit only after the batch's events are saved and its replies delivered. While
         PostgreSQL or Kafka is away the batch fails and comes again, after a backoff delay."""
         # The raw records too: a command that does not parse is dead-lettered as its own bytes
-        # with its offset, and every reply repeats its record's key and headers.
+        # with its offset, and a reply goes under its record's key to its `reply_to` header.
         batch = list(zip(records_of(msg), commands, strict=True))
         try:
             await service.handle(batch)

@@ -39,9 +39,15 @@ class ActorRef(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: ActorKind
-    id: StrictStr = Field(min_length=1, max_length=200)
-    name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    kind: ActorKind = Field(description="customer, operator or system")
+    id: StrictStr = Field(
+        min_length=1,
+        max_length=200,
+        description="the customer id, the operator's id, or the process's name",
+    )
+    name: StrictStr | None = Field(
+        default=None, min_length=1, max_length=200, description="an operator's name"
+    )
 
     @classmethod
     def customer(cls, customer_id: UUID) -> ActorRef:

@@ -1,4 +1,7 @@
-"""The engine process: `python -m services.engine`. Its composition root."""
+"""The engine process: `python -m services.engine`. Its composition root.
+
+`build` subscribes an engine to the commands on a broker; `run` passes the real ports.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +13,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream import FastStream
-from faststream.kafka import KafkaMessage
+from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from domain.money import Currency
 from domain.order import ApprovalControls, SizeLimits
 from services import kafka
+from services.batches import record_values, records_of
+from services.contracts import DeadLetterBody, ReceivedCommand, ReplyEnvelope
 from services.engine.app import open_orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
-from services.engine.service import INFRASTRUCTURE_ERRORS, EngineService
+from services.engine.service import INFRASTRUCTURE_ERRORS, EngineService, Send
 from services.logs import configure_logging
 from services.producers import RenewingProducer
 from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery
@@ -66,9 +71,68 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def build(
+    settings: Settings,
+    broker: KafkaBroker,
+    processor: CommandProcessor,
+    send: Send,
+    outages: Outages,
+) -> EngineService:
+    """Subscribe an engine to `otc.commands`; its replies and dead letters go through `send`."""
+    service = EngineService(
+        processor, send, replies_topic=settings.replies_topic, dlq_topic=settings.dlq_topic
+    )
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
+    # Declared for the AsyncAPI document only: the engine sends through `send`, a producer that
+    # renews itself when the broker refuses it for good (services/producers.py), which the
+    # broker's own producer cannot, and that leaves a batch's replies in flight together.
+    broker.publisher(
+        settings.replies_topic,
+        title="to_replies",
+        schema=ReplyEnvelope,
+        description="One reply per command that names a `reply_to`, keyed by order id.",
+    )
+    broker.publisher(
+        settings.dlq_topic,
+        title="to_commands_dlq",
+        schema=DeadLetterBody,
+        description="Commands that do not parse, or fail for a reason of their own after "
+        "bounded retries; their senders get an error reply.",
+    )
+
+    @broker.subscriber(
+        settings.commands_topic,
+        group_id=settings.engine_group,
+        batch=True,
+        max_records=settings.engine_batch_size,
+        batch_timeout_ms=20,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=without_reply_to,
+        decoder=record_values,
+        title="on_commands",
+        description="The engine: any number of instances in one consumer group; a batch is "
+        "committed once its events are saved and its replies delivered.",
+    )
+    async def on_commands(commands: list[ReceivedCommand], msg: KafkaMessage) -> None:
+        """Commit only after the batch's events are saved and its replies delivered. While
+        PostgreSQL or Kafka is away the batch fails and comes again, after a backoff delay."""
+        # The raw records too: a command that does not parse is dead-lettered as its own bytes
+        # with its offset, and a reply goes under its record's key to its `reply_to` header.
+        batch = list(zip(records_of(msg), commands, strict=True))
+        try:
+            await service.handle(batch)
+        except INFRASTRUCTURE_ERRORS as error:
+            await pause_before_redelivery(error, outages, backoff)
+            raise
+        backoff.reset()
+        outages.ok()
+
+    return service
+
+
 async def run(settings: Settings) -> None:
     outages = Outages(process_name(settings, "engine"), log)
-    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
@@ -99,35 +163,7 @@ async def run(settings: Settings) -> None:
             encoded = [(name, text.encode()) for name, text in headers.items()]
             return await producer.send(topic, value, key=key, headers=encoded)
 
-        service = EngineService(
-            processor,
-            send,
-            replies_topic=settings.replies_topic,
-            dlq_topic=settings.dlq_topic,
-        )
-
-        @broker.subscriber(
-            settings.commands_topic,
-            group_id=settings.engine_group,
-            batch=True,
-            max_records=settings.engine_batch_size,
-            batch_timeout_ms=20,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            parser=without_reply_to,
-        )
-        async def on_commands(_: list[Any], msg: KafkaMessage) -> None:
-            """Commit only after the batch's events are saved and its replies delivered. While
-            PostgreSQL or Kafka is away the batch fails and comes again, after a backoff delay."""
-            records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-            try:
-                await service.handle(records)
-            except INFRASTRUCTURE_ERRORS as error:
-                await pause_before_redelivery(error, outages, backoff)
-                raise
-            backoff.reset()
-            outages.ok()
-
+        build(settings, broker, processor, send, outages)
         app = FastStream(broker, logger=log)
         log.info("engine: consuming %s as group %s", settings.commands_topic, settings.engine_group)
         async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):

@@ -1,4 +1,5 @@
-"""The engine's Kafka side: parse a batch of records, process it, reply, dead-letter the rest.
+"""The engine's Kafka side: a batch of received commands processed, replied to, and the rest
+dead-lettered.
 
 Ack semantics: the subscriber commits the batch's offsets only after this returns, that is
 after the events are saved and the replies acknowledged by the broker. An infrastructure failure
@@ -31,6 +32,7 @@ from services.contracts import (
     CommandEnvelope,
     ErrorBody,
     ReplyEnvelope,
+    Unparseable,
 )
 from services.engine.processor import CommandProcessor
 
@@ -44,6 +46,12 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 MAX_ATTEMPTS = 3
+
+Received = tuple[Any, CommandEnvelope | Unparseable]
+"""An aiokafka record (untyped) and its value, parsed (services/batches.py)."""
+
+Send = Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[Awaitable[Any]]]
+"""`send(topic, value, key, headers)` enqueues a message and returns its delivery."""
 
 
 @dataclass(frozen=True)
@@ -65,22 +73,21 @@ class EngineService:
     def __init__(
         self,
         processor: CommandProcessor,
-        send: Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[Awaitable[Any]]],
+        send: Send,
         *,
         replies_topic: str,
         dlq_topic: str,
     ) -> None:
-        """`send(topic, value, key, headers)` enqueues a message and returns its delivery."""
         self.processor = processor
         self.send = send
         self.replies_topic = replies_topic
         self.dlq_topic = dlq_topic
 
-    async def handle(self, records: Sequence[Any]) -> None:
+    async def handle(self, batch: Sequence[Received]) -> None:
         deliveries: list[Awaitable[Any]] = []
         incoming: list[Incoming] = []
-        for record in records:
-            parsed = await self._parse(record, deliveries)
+        for record, received in batch:
+            parsed = await self._parse(record, received, deliveries)
             if parsed is not None:
                 incoming.append(parsed)
         replies = await self._process(incoming, deliveries)
@@ -88,33 +95,44 @@ class EngineService:
             deliveries.append(await self._reply(item, reply))
         await asyncio.gather(*deliveries)
 
-    async def _parse(self, record: Any, deliveries: list[Awaitable[Any]]) -> Incoming | None:  # noqa: ANN401
-        try:
-            envelope = CommandEnvelope.model_validate_json(record.value)
-            command = envelope.to_command()
-        except (ValidationError, DomainError, ValueError) as error:
-            message = f"unparseable command: {summarise(error)}"
-            log.warning(
-                "dead-lettering record %s/%s@%s: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                message,
+    async def _parse(
+        self,
+        record: Any,  # noqa: ANN401 - aiokafka records are untyped
+        received: CommandEnvelope | Unparseable,
+        deliveries: list[Awaitable[Any]],
+    ) -> Incoming | None:
+        error: Exception
+        if isinstance(received, Unparseable):
+            error, command_id = received.error, None
+        else:
+            try:
+                command = received.to_command()
+            except (ValidationError, DomainError, ValueError) as refused:
+                error, command_id = refused, received.command_id
+            else:
+                return Incoming(
+                    command, record, header(record, REPLY_TO), header(record, CORRELATION_ID)
+                )
+        message = f"unparseable command: {summarise(error)}"
+        log.warning(
+            "dead-lettering record %s/%s@%s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            message,
+        )
+        deliveries.append(await self._dead_letter(record, message))
+        reply_to = header(record, REPLY_TO)
+        if reply_to and command_id:
+            reply = ReplyEnvelope(
+                command_id=command_id,
+                ok=False,
+                error=ErrorBody(status=422, code=ErrorCode.VALIDATION_ERROR, message=message),
             )
-            deliveries.append(await self._dead_letter(record, message))
-            reply_to = header(record, REPLY_TO)
-            command_id = _command_id_of(record)
-            if reply_to and command_id:
-                reply = ReplyEnvelope(
-                    command_id=command_id,
-                    ok=False,
-                    error=ErrorBody(status=422, code=ErrorCode.VALIDATION_ERROR, message=message),
-                )
-                deliveries.append(
-                    await self._send_reply(record, reply, reply_to, header(record, CORRELATION_ID))
-                )
-            return None
-        return Incoming(command, record, header(record, REPLY_TO), header(record, CORRELATION_ID))
+            deliveries.append(
+                await self._send_reply(record, reply, reply_to, header(record, CORRELATION_ID))
+            )
+        return None
 
     async def _process(
         self, incoming: list[Incoming], deliveries: list[Awaitable[Any]]
@@ -189,12 +207,3 @@ def summarise(error: BaseException) -> str:
         where = ".".join(str(part) for part in first["loc"])
         return f"{where}: {first['msg']}"
     return f"{type(error).__name__}: {error}"[:500]
-
-
-def _command_id_of(record: Any) -> Any:  # noqa: ANN401
-    """The commandId of a record that did not parse as a whole, if it has a readable one."""
-    try:
-        envelope = CommandEnvelope.model_validate_json(record.value)
-    except (ValidationError, ValueError):
-        return None
-    return envelope.command_id

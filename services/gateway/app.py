@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.gateway.asyncapi import router as asyncapi
 from services.gateway.health import health
 from services.gateway.ports import Gateway
 from services.gateway.problems import (
@@ -51,6 +52,7 @@ def create_app(
     app.include_router(ops)
     app.include_router(webhook_endpoints)
     app.include_router(health)
+    app.include_router(asyncapi)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -22,7 +22,8 @@ from faststream.middlewares import AckPolicy
 
 from domain.views import OrderView
 from services import kafka
-from services.contracts import ERROR_HEADER
+from services.batches import record_values, records_of
+from services.contracts import ERROR_HEADER, DeadLetterBody, ReceivedEvent
 from services.engine.app import open_orders
 from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
@@ -86,7 +87,12 @@ def build(  # noqa: PLR0913 - the process's ports
 ) -> Webhooks:
     """The dispatcher subscribed to the order events (dead letters to `otc.order-events.dlq`),
     and the sender it wakes when it records deliveries."""
-    to_dead_letters = broker.publisher(settings.events_dlq_topic, title="to_order_events_dlq")
+    to_dead_letters = broker.publisher(
+        settings.events_dlq_topic,
+        title="to_order_events_dlq",
+        schema=DeadLetterBody,
+        description="Order events the dispatcher cannot handle after bounded retries.",
+    )
 
     async def dead_letter(record: EventRecord, error: str) -> None:
         await to_dead_letters.publish(
@@ -120,16 +126,19 @@ def build(  # noqa: PLR0913 - the process's ports
         batch_timeout_ms=20,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=record_values,
         title="on_order_events (webhooks)",
+        description="The webhook dispatcher: records a delivery per event and endpoint.",
     )
-    async def on_order_events(_: list[Any], msg: KafkaMessage) -> None:
+    async def on_order_events(events: list[ReceivedEvent], msg: KafkaMessage) -> None:
         """Commit only after every delivery of the batch is recorded (or its event
         dead-lettered); an infrastructure failure redelivers the batch, which records nothing
         twice."""
-        raw = msg.raw_message
-        records = raw if isinstance(raw, tuple | list) else (raw,)
+        # The raw records too: an event that does not parse is dead-lettered as its own bytes
+        # with its topic, partition and offset.
+        records = [record_of(record) for record in records_of(msg)]
         try:
-            await dispatcher.handle_records([record_of(record) for record in records])
+            await dispatcher.handle_received(list(zip(records, events, strict=True)))
         except INFRASTRUCTURE_ERRORS as error:
             await pause_before_redelivery(error, outages, backoff)
             raise

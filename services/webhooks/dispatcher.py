@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from pydantic import ValidationError
-
 from domain.views import OrderView
-from services.contracts import EventEnvelope
+from services.contracts import EventEnvelope, Unparseable, parse_event
 from services.engine.service import INFRASTRUCTURE_ERRORS, summarise
 from services.webhooks.events import is_customer_facing, order_message
 from services.webhooks.model import WebhookEvent
@@ -74,13 +72,17 @@ class Dispatcher:
         self.sleep = sleep
 
     async def handle_records(self, records: Sequence[EventRecord]) -> int:
+        """`handle_received` of records not parsed yet."""
+        return await self.handle_received([(r, parse_event(r.value)) for r in records])
+
+    async def handle_received(
+        self, batch: Sequence[tuple[EventRecord, EventEnvelope | Unparseable]]
+    ) -> int:
         """Record the deliveries of a batch; returns how many are new."""
         envelopes: list[tuple[EventRecord, EventEnvelope]] = []
-        for record in records:
-            try:
-                envelope = EventEnvelope.model_validate_json(record.value)
-            except ValidationError as error:
-                await self.dead_letter(record, f"{NAME}: unparseable: {summarise(error)}")
+        for record, envelope in batch:
+            if isinstance(envelope, Unparseable):
+                await self.dead_letter(record, f"{NAME}: unparseable: {summarise(envelope.error)}")
                 continue
             if is_customer_facing(envelope.type):
                 envelopes.append((record, envelope))
@@ -91,7 +93,7 @@ class Dispatcher:
             if (envelope.order_id, envelope.version) in views
         ]
         added = await self.store.record(events, self.clock())
-        log.debug("%s: %d records, %d deliveries recorded", NAME, len(records), added)
+        log.debug("%s: %d records, %d deliveries recorded", NAME, len(batch), added)
         if added:
             self.recorded()
         return added

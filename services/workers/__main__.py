@@ -22,7 +22,8 @@ from domain.commands import Command
 from domain.movements import Party
 from domain.order import Order
 from services import kafka
-from services.contracts import ERROR_HEADER, CommandEnvelope
+from services.batches import record_values, records_of
+from services.contracts import ERROR_HEADER, CommandEnvelope, DeadLetterBody, ReceivedEvent
 from services.engine.app import open_orders
 from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
@@ -78,8 +79,19 @@ def build(
     """Subscribe a worker to the order events and give it the broker's publishers: outcome
     commands to `otc.commands`, dead letters to `otc.order-events.dlq`."""
     backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
-    to_commands = broker.publisher(settings.commands_topic, title="to_commands")
-    to_dead_letters = broker.publisher(settings.events_dlq_topic, title="to_order_events_dlq")
+    to_commands = broker.publisher(
+        settings.commands_topic,
+        title="to_commands",
+        schema=CommandEnvelope,
+        description="The outcome of each movement: RecordSourceDebit, RecordPayout, "
+        "RecordRefund, their failures, RecordMovementUnresolved.",
+    )
+    to_dead_letters = broker.publisher(
+        settings.events_dlq_topic,
+        title="to_order_events_dlq",
+        schema=DeadLetterBody,
+        description="Order events a worker cannot handle after bounded retries.",
+    )
 
     async def publish(command: Command) -> None:
         await to_commands.publish(
@@ -111,14 +123,18 @@ def build(
         batch_timeout_ms=20,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=record_values,
         title=f"on_order_events ({worker.name})",
+        description=f"The {worker.name} worker: moves the legs of money its party moves.",
     )
-    async def on_order_events(_: list[Any], msg: KafkaMessage) -> None:
+    async def on_order_events(events: list[ReceivedEvent], msg: KafkaMessage) -> None:
         """Commit only after every event of the batch is reported, parked or dead-lettered;
         an infrastructure failure redelivers the batch, and what was done is not done twice."""
-        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        # The raw records too: an event that does not parse is dead-lettered as its own bytes
+        # with its topic, partition and offset.
+        records = [record_of(record) for record in records_of(msg)]
         try:
-            await worker.handle_records([record_of(record) for record in raw])
+            await worker.handle_received(list(zip(records, events, strict=True)))
         except INFRASTRUCTURE_ERRORS as error:
             await pause_before_redelivery(error, outages, backoff)
             raise

@@ -31,14 +31,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from pydantic import ValidationError
-
 from domain import commands as c
 from domain.commands import ActorRef
 from domain.movements import MOVERS, TRIGGERS, reference
 from domain.order import Leg, Order, Side
 from services.adapters.ports import MovementRefusedError, MovementUnknownError, Transfer
-from services.contracts import EventEnvelope, event_type
+from services.contracts import EventEnvelope, Unparseable, event_type, parse_event
 from services.engine.service import INFRASTRUCTURE_ERRORS, summarise
 from services.workers.movers import Instruction, Mover
 from services.workers.parked import Parked, ParkedMovements
@@ -139,14 +137,19 @@ class TreasuryWorker:
     # ------------------------------------------------------------------ events
 
     async def handle_records(self, records: Sequence[EventRecord]) -> None:
+        """`handle_received` of records not parsed yet."""
+        await self.handle_received([(record, parse_event(record.value)) for record in records])
+
+    async def handle_received(
+        self, batch: Sequence[tuple[EventRecord, EventEnvelope | Unparseable]]
+    ) -> None:
         """Each order's events in order, different orders concurrently; returns once every
         event is handled, parked or dead-lettered."""
         by_order: dict[UUID, list[tuple[EventRecord, EventEnvelope]]] = {}
-        for record in records:
-            try:
-                envelope = EventEnvelope.model_validate_json(record.value)
-            except ValidationError as error:
-                await self.dead_letter(record, f"{self.name}: unparseable: {summarise(error)}")
+        for record, envelope in batch:
+            if isinstance(envelope, Unparseable):
+                message = f"{self.name}: unparseable: {summarise(envelope.error)}"
+                await self.dead_letter(record, message)
                 continue
             by_order.setdefault(envelope.order_id, []).append((record, envelope))
         gate = asyncio.Semaphore(CONCURRENT_ORDERS)

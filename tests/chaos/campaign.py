@@ -42,8 +42,8 @@ from pydantic import SecretStr
 
 from domain.errors import ErrorCode
 from domain.order import FINAL, Order
-from services.audit_cli import republish_range
-from services.check_cli import conservation, reconcile_report
+from services.cli.audit import republish_range
+from services.cli.check import conservation, reconcile_report
 from services.demo import DemoCustomer, DemoData, load_demo
 from services.engine.app import open_orders
 from services.settings import Settings

@@ -12,7 +12,6 @@ Nothing here is a test; it only prints figures.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -26,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
-from services.bench import percentile, scratch_database
+from services.bench.tools import percentile, scratch_database
 from services.settings import Settings
 from services.webhooks.endpoints import WebhookEndpoints
 from services.webhooks.model import Claim, Outcome, WebhookEvent
@@ -131,7 +130,7 @@ def events_of(customer: uuid.UUID, orders: int, versions: int) -> list[WebhookEv
     ]
 
 
-async def bench(  # noqa: PLR0913 - the benchmark's knobs
+async def bench_webhooks(  # noqa: PLR0913 - the benchmark's knobs
     settings: Settings,
     *,
     deliveries: int,
@@ -198,23 +197,3 @@ async def bench(  # noqa: PLR0913 - the benchmark's knobs
         f"  p99 {percentile(store.spans, 0.99) * 1000:.1f} ms"
     )
     typer.echo(f"  failed attempts     {len(attempts) - recorded}")
-
-
-def webhooks_command(
-    deliveries: int = typer.Option(20_000, help="deliveries to make and send"),
-    endpoints: int = typer.Option(8, help="endpoints on the receiver (each gets every event)"),
-    versions: int = typer.Option(5, help="events per order (sent in version order)"),
-    in_flight: int = typer.Option(64, help="attempts at once, overall"),
-    per_endpoint: int = typer.Option(8, help="attempts at once, per endpoint"),
-) -> None:
-    """Deliveries/s and latency of the webhook sender to a fast local receiver."""
-    asyncio.run(
-        bench(
-            Settings(),
-            deliveries=deliveries,
-            endpoints=endpoints,
-            versions=versions,
-            in_flight=in_flight,
-            per_endpoint=per_endpoint,
-        )
-    )

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from services.demo import DemoData, demo_once
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.kafka_acls import Principal, password_file
 from services.resources.port import Network
 from services.resources.store import PostgresResourceDirectory

@@ -21,7 +21,7 @@ from typing import Any, Self
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Notification, Subscription
 
-from services.engine.app import SCHEMA_LOCK_KEY
+from services.engine.event_store import SCHEMA_LOCK_KEY
 from services.resilience import SubscriptionLostError
 
 _END = object()

@@ -36,7 +36,7 @@ from services.adapters.fakes import FakePricing, FakeWalletBalances
 from services.bench.tools import percentile, scratch_database
 from services.command_client import CommandClient
 from services.engine.__main__ import policy_of
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.engine.processor import CommandProcessor
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings

@@ -24,7 +24,7 @@ from domain.order import Side
 from services.auth.keys import ApiKeyStore
 from services.auth.principal import OperatorIdentity
 from services.command_client import CommandClient, CommandTimeoutError
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.settings import Settings
 
 command_app = typer.Typer(no_args_is_help=True, help="Publish a command and print the reply.")

@@ -17,7 +17,7 @@ from faststream.middlewares import AckPolicy
 from domain.money import Currency
 from domain.order import ApprovalControls, SizeLimits
 from services import kafka
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
 from services.engine.service import INFRASTRUCTURE_ERRORS, EngineService

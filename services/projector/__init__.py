@@ -15,7 +15,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import harden_recorder, orders_env, schema_lock
+from services.engine.event_store import harden_recorder, orders_env, schema_lock
 from services.settings import Settings
 
 ORDER_LIST_LOCK_KEY = 7_031_003

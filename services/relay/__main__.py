@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from services import kafka
-from services.engine.app import Orders, open_orders
+from services.engine.event_store import Orders, open_orders
 from services.logs import configure_logging
 from services.producers import started, stop_quietly
 from services.relay.relay import (

@@ -18,7 +18,7 @@ import psycopg
 
 from domain.commands import ExpireQuote
 from services.command_client import CommandClient
-from services.engine.app import Orders, open_orders
+from services.engine.event_store import Orders, open_orders
 from services.logs import configure_logging
 from services.relay.relay import hold_leadership
 from services.resilience import Backoff, Dependency, Outages, ride_out

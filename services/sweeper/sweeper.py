@@ -19,7 +19,7 @@ from eventsourcing.persistence import Notification
 
 from domain.commands import ActorRef, ExpireQuote
 from domain.order import ActorKind, Order
-from services.engine.app import Orders
+from services.engine.event_store import Orders
 from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 
 log = logging.getLogger(__name__)

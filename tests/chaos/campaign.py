@@ -45,7 +45,7 @@ from domain.order import FINAL, Order
 from services.cli.audit import republish_range
 from services.cli.check import conservation, reconcile_report
 from services.demo import DemoCustomer, DemoData, load_demo
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.settings import Settings
 from services.supervision import Places, read_state
 from tests.infra import ThrowawayKafka, ThrowawayPostgres, free_port

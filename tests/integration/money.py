@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from domain.order import FINAL, Order, Status
 from domain.resources import FiatAccount
-from services.engine.app import Orders, open_orders
+from services.engine.event_store import Orders, open_orders
 from services.resources.store import PostgresResourceDirectory
 from services.sandbox import bank, chain, provider
 from services.sandbox.server import serving

@@ -26,7 +26,7 @@ from domain.views import OrderView
 from projections.order_list import OrderListProjection, OrderListView
 from services.cli import app as otc
 from services.cli.projections import rebuild_order_list
-from services.engine.app import Orders, orders_env
+from services.engine.event_store import Orders, orders_env
 from services.projector import open_order_list, projector_env
 from services.settings import Settings
 from tests.support import Process

@@ -20,7 +20,7 @@ from domain.errors import ErrorCode
 from domain.order import ApprovalControls, Side
 from services.adapters.fakes import FakePricing, FakeWalletBalances, FixedClock
 from services.contracts import ReplyEnvelope
-from services.engine.app import Orders
+from services.engine.event_store import Orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
 from services.resources.fake import InMemoryResourceDirectory

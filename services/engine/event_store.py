@@ -1,4 +1,5 @@
-"""`Orders`: the eventsourcing application holding every order and idempotency key."""
+"""The event store: `Orders`, the eventsourcing application holding every order and idempotency
+key in PostgreSQL, and `open_orders`, which opens it with its tables created if missing."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import psycopg
 import typer
 
 from services.bench.tools import percentile
-from services.demo import DemoCustomer, saved_demo
+from services.local.demo import DemoCustomer, saved_demo
 from services.settings import Settings
 
 

@@ -1,7 +1,7 @@
 """`otc bench webhooks`: deliveries/s from the webhook sender to a fast local receiver.
 
 It makes a database of its own on the running stack, starts a local receiver as a subprocess
-(`python -m services.webhooks.receiver`, answering 204 at once), registers endpoints for it,
+(`python -m services.local.webhook_receiver`, answering 204 at once), registers endpoints for it,
 records order events in batches as the dispatcher does (one delivery per endpoint each, many
 orders with several versions, so the per-order ordering rule is in play), then lets the real
 sender (PostgreSQL claims, signing, HTTP over keep-alive connections, outcomes recorded) deliver
@@ -49,7 +49,7 @@ def free_port() -> int:
 def receiver_process(port: int) -> Iterator[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(  # noqa: S603 - our own module, fixed interpreter
-        [sys.executable, "-m", "services.webhooks.receiver", "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "services.local.webhook_receiver", "--port", str(port), "--quiet"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,

@@ -1,4 +1,4 @@
-"""`otc demo load`: the demo data of the local run (services/demo.py), made and printed."""
+"""`otc demo load`: the demo data of the local run (services/local/demo.py), made and printed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import typer
 
-from services.demo import load_demo, save_demo
+from services.local.demo import load_demo, save_demo
 from services.settings import Settings
 
 demo_app = typer.Typer(no_args_is_help=True, help="Demo data for the local run.")

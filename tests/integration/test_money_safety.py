@@ -19,8 +19,8 @@ from services import kafka
 from services.cli.check import reconcile_report
 from services.cli.dlq import Which, list_dead_letters, replay_dead_letters
 from services.command_client import CommandClient
+from services.local.money import TREASURY_ADDRESSES, set_up_money
 from services.settings import Settings
-from services.supervisor import TREASURY_ADDRESSES, set_up_money
 from tests.integration.money import MoneySystem, money_system
 from tests.support import Customer, Orderer, eventually
 

@@ -23,7 +23,7 @@ from services.auth.principal import Scope
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
-DEMO_FILE = Path(__file__).resolve().parents[1] / ".run" / "demo.json"
+DEMO_FILE = Path(__file__).resolve().parents[2] / ".run" / "demo.json"
 EUR_FUNDING = Decimal("250000.00")
 USDC_FUNDING = Decimal("250000.000000")
 IBANS = ("DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606")

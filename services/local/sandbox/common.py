@@ -24,9 +24,9 @@ from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
 from services.http_errors import ErrorGuard
+from services.local.sandbox.faults import FaultInjector, install_faults
 from services.pg import pool_options, register_pool
 from services.resilience import Backoff, Dependency, Outages, is_outage
-from services.sandbox.faults import FaultInjector, install_faults
 from services.settings import Settings
 from services.vitals import vitals_running
 

@@ -36,7 +36,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.sandbox.common import (
+from services.local.sandbox.common import (
     REFERENCE_PATTERN,
     REFUSAL_STATUS,
     CamelModel,

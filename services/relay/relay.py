@@ -26,7 +26,6 @@ from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 log = logging.getLogger(__name__)
 
 RELAY_NAME = "relay"
-RELAY_LOCK_KEY = 7_031_001
 
 Send = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
 

@@ -25,7 +25,6 @@ from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 log = logging.getLogger(__name__)
 
 SWEEPER_NAME = "expiry-sweeper"
-SWEEPER_LOCK_KEY = 7_031_002
 SWEEPER_ACTOR = ActorRef(kind=ActorKind.SYSTEM, id=SWEEPER_NAME)
 RESEND_AFTER = timedelta(seconds=5)
 SWEEP_LIMIT = 500

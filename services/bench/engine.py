@@ -35,6 +35,7 @@ from services import kafka
 from services.adapters.fakes import FakePricing, FakeWalletBalances
 from services.bench.tools import percentile, scratch_database
 from services.command_client import CommandClient
+from services.commanding import new_command
 from services.engine.__main__ import policy_of
 from services.engine.event_store import open_orders
 from services.engine.processor import CommandProcessor
@@ -54,30 +55,44 @@ class BenchCustomer:
 
 
 def lifecycle(customer: BenchCustomer) -> list[c.Command]:
-    order_id = uuid.uuid4()
-    me = ActorRef.customer(customer.id)
-
-    def common(actor: ActorRef) -> dict[str, object]:
-        return {
-            "command_id": uuid.uuid4(),
-            "order_id": order_id,
-            "customer_id": customer.id,
-            "actor": actor,
-            "issued_at": datetime.now(UTC),
-        }
-
+    order_id, customer_id = uuid.uuid4(), customer.id
+    me = ActorRef.customer(customer_id)
     return [
-        c.RequestQuote(
-            **common(me),
+        new_command(
+            c.RequestQuote,
+            order_id=order_id,
+            customer_id=customer_id,
+            actor=me,
             side=Side.BUY,
             source_id=customer.account,
             destination_id=customer.wallet,
             source_amount=Decimal("100.00"),
         ),
-        c.ConfirmQuote(**common(me), side=Side.BUY),
-        c.RecordSourceDebit(**common(TREASURY), reference=f"bench-debit-{order_id}"),
-        c.ApproveOrder(**common(OPERATOR), rate=Decimal("1.0750")),
-        c.RecordPayout(**common(CHAIN), attempt=1, reference=f"bench-payout-{order_id}"),
+        new_command(
+            c.ConfirmQuote, order_id=order_id, customer_id=customer_id, actor=me, side=Side.BUY
+        ),
+        new_command(
+            c.RecordSourceDebit,
+            order_id=order_id,
+            customer_id=customer_id,
+            actor=TREASURY,
+            reference=f"bench-debit-{order_id}",
+        ),
+        new_command(
+            c.ApproveOrder,
+            order_id=order_id,
+            customer_id=customer_id,
+            actor=OPERATOR,
+            rate=Decimal("1.0750"),
+        ),
+        new_command(
+            c.RecordPayout,
+            order_id=order_id,
+            customer_id=customer_id,
+            actor=CHAIN,
+            attempt=1,
+            reference=f"bench-payout-{order_id}",
+        ),
     ]
 
 

@@ -36,6 +36,7 @@ EXPECTED = {
     "eur-treasury",
     "projector",
     "usdc-chain",
+    "webhooks",
     "gateway",
 }
 

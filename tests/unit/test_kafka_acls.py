@@ -106,6 +106,7 @@ def test_every_process_that_uses_kafka_runs_as_a_principal_of_the_table() -> Non
         "eur-treasury": AsPrincipal(Principal.EUR_TREASURY),
         "usdc-chain": AsPrincipal(Principal.USDC_CHAIN),
         "projector": AsPrincipal(None),
+        "webhooks": AsPrincipal(Principal.WEBHOOKS),
         "gateway": AsPrincipal(Principal.GATEWAY),
     }
     principals = {e.principal for e in children.values() if isinstance(e, AsPrincipal)}

@@ -274,4 +274,5 @@ def test_engines_and_workers_run_as_many_instances_as_the_settings_say() -> None
         "eur-treasury-3",
         "projector",
         "usdc-chain",
+        "webhooks",
     ]

@@ -39,7 +39,7 @@ from domain.views import OrderView
 from services import kafka
 from services.adapters.fakes import FakeChain, FakeLedger, FakePricing, FakeWalletBalances
 from services.engine import __main__ as engine
-from services.engine.app import Orders
+from services.engine.event_store import Orders
 from services.engine.processor import CommandProcessor
 from services.resilience import Outages
 from services.resources.fake import InMemoryResourceDirectory

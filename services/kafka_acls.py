@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from services.dlq_cli import REPLAY_GROUP
 from services.settings import Settings
 
 
@@ -38,6 +37,8 @@ ADMIN = "admin"
 """Super user of the local stack: `deploy/local/up` and the tests' admin fixtures (topics)."""
 BROKER = "broker"
 """The broker's own identity, to itself and to its controller. Super user."""
+REPLAY_GROUP = "otc-dlq-replay"
+"""`otc dlq replay` records how far it got as `<this>.<dead-letter topic>` (the operator's)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any, Self
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Notification, Subscription
 
-from services.engine.app import SCHEMA_LOCK_KEY
+from services import advisory_locks
 from services.resilience import SubscriptionLostError
 
 _END = object()
@@ -109,7 +109,7 @@ async def create_tables(conn: psycopg.AsyncConnection[Any], *statements: str) ->
     """Run CREATE ... IF NOT EXISTS statements under a lock: two processes creating the same
     table at once would otherwise collide in PostgreSQL's catalog."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_locks.EVENT_STORE_SCHEMA,))
         for statement in statements:
             await conn.execute(statement)
 

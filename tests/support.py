@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -27,6 +27,7 @@ from domain.commands import ActorRef
 from domain.movements import MOVERS
 from domain.order import Leg, Side
 from services import kafka
+from services.commanding import new_command
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
@@ -127,6 +128,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+C = TypeVar("C", bound=c.Command)
+
 OPERATOR = ActorRef.operator(UUID("5b1d0c9e-6a2f-4e8b-9d3c-7f1e2a3b4c5d"), "Olive Operator")
 SECOND_OPERATOR = ActorRef.operator(UUID("5b1d0c9e-6a2f-4e8b-9d3c-7f1e2a3b4c5e"), "Sam Second")
 
@@ -147,36 +150,38 @@ class Orderer:
     def mover(self, leg: Leg) -> ActorRef:
         return ActorRef.system(MOVERS[self.side, leg])
 
-    def _common(self, actor: ActorRef, **extra: object) -> dict[str, Any]:
-        return {
-            "command_id": uuid.uuid4(),
-            "order_id": self.order_id,
-            "customer_id": self.customer_id,
-            "actor": actor,
-            "issued_at": now(),
-            **extra,
-        }
+    def _new(
+        self,
+        cls: type[C],
+        actor: ActorRef,
+        **fields: Any,  # noqa: ANN401 - the command's own fields, checked by its model
+    ) -> C:
+        return new_command(
+            cls, order_id=self.order_id, customer_id=self.customer_id, actor=actor, **fields
+        )
 
     def quote(
         self, side: Side, source_id: UUID, destination_id: UUID, amount: str, **extra: object
     ) -> c.RequestQuote:
         self.side = side
-        return c.RequestQuote(
-            **self._common(self.me, **extra),
+        return self._new(
+            c.RequestQuote,
+            self.me,
             side=side,
             source_id=source_id,
             destination_id=destination_id,
             source_amount=Decimal(amount),
+            **extra,
         )
 
     def confirm(self, side: Side, **extra: object) -> c.ConfirmQuote:
-        return c.ConfirmQuote(**self._common(self.me, **extra), side=side)
+        return self._new(c.ConfirmQuote, self.me, side=side, **extra)
 
     def cancel(self, **extra: object) -> c.CancelOrder:
-        return c.CancelOrder(**self._common(self.me, **extra))
+        return self._new(c.CancelOrder, self.me, **extra)
 
     def requote(self, **extra: object) -> c.Requote:
-        return c.Requote(**self._common(self.me, **extra))
+        return self._new(c.Requote, self.me, **extra)
 
     def approve(
         self,
@@ -187,57 +192,59 @@ class Orderer:
         operator: ActorRef = OPERATOR,
         **extra: object,
     ) -> c.ApproveOrder:
-        return c.ApproveOrder(
-            **self._common(operator, **extra),
+        return self._new(
+            c.ApproveOrder,
+            operator,
             rate=None if rate is None else Decimal(rate),
             override=override,
             reason=reason,
+            **extra,
         )
 
     def reject(self, **extra: object) -> c.RejectOrder:
-        return c.RejectOrder(**self._common(OPERATOR, **extra))
+        return self._new(c.RejectOrder, OPERATOR, **extra)
 
     def debited(self, reference: str = "debit-ref", **extra: object) -> c.RecordSourceDebit:
-        return c.RecordSourceDebit(
-            **self._common(self.mover(Leg.DEBIT), **extra), reference=reference
-        )
+        return self._new(c.RecordSourceDebit, self.mover(Leg.DEBIT), reference=reference, **extra)
 
     def debit_failed(
         self, reason: str = "insufficient funds", **extra: object
     ) -> c.RecordSourceDebitFailure:
-        return c.RecordSourceDebitFailure(
-            **self._common(self.mover(Leg.DEBIT), **extra), reason=reason
-        )
+        return self._new(c.RecordSourceDebitFailure, self.mover(Leg.DEBIT), reason=reason, **extra)
 
     def refunded(
         self, reference: str = "refund-ref", attempt: int = 1, **extra: object
     ) -> c.RecordRefund:
-        return c.RecordRefund(
-            **self._common(self.mover(Leg.REFUND), **extra), attempt=attempt, reference=reference
+        return self._new(
+            c.RecordRefund, self.mover(Leg.REFUND), attempt=attempt, reference=reference, **extra
         )
 
     def refund_failed(self, attempt: int = 1, **extra: object) -> c.RecordRefundFailure:
-        return c.RecordRefundFailure(
-            **self._common(self.mover(Leg.REFUND), **extra), attempt=attempt, reason="closed"
+        return self._new(
+            c.RecordRefundFailure, self.mover(Leg.REFUND), attempt=attempt, reason="closed", **extra
         )
 
     def paid_out(
         self, attempt: int = 1, reference: str = "payout-ref", **extra: object
     ) -> c.RecordPayout:
-        return c.RecordPayout(
-            **self._common(self.mover(Leg.PAYOUT), **extra), attempt=attempt, reference=reference
+        return self._new(
+            c.RecordPayout, self.mover(Leg.PAYOUT), attempt=attempt, reference=reference, **extra
         )
 
     def payout_failed(self, attempt: int = 1, **extra: object) -> c.RecordPayoutFailure:
-        return c.RecordPayoutFailure(
-            **self._common(self.mover(Leg.PAYOUT), **extra), attempt=attempt, reason="chain refused"
+        return self._new(
+            c.RecordPayoutFailure,
+            self.mover(Leg.PAYOUT),
+            attempt=attempt,
+            reason="chain refused",
+            **extra,
         )
 
     def retry_payout(self, **extra: object) -> c.RetryPayout:
-        return c.RetryPayout(**self._common(OPERATOR, **extra))
+        return self._new(c.RetryPayout, OPERATOR, **extra)
 
     def retry_refund(self, **extra: object) -> c.RetryRefund:
-        return c.RetryRefund(**self._common(OPERATOR, **extra))
+        return self._new(c.RetryRefund, OPERATOR, **extra)
 
 
 def stored_order_events(settings: Settings) -> list[tuple[UUID, int, str]]:

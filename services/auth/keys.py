@@ -32,6 +32,7 @@ from uuid import UUID, uuid4
 from psycopg import errors, sql
 from psycopg.rows import TupleRow
 
+from services import advisory_locks
 from services.auth.principal import KNOWN_SCOPES, OperatorIdentity, Principal, Scope
 from services.pg import PooledStore
 from services.resources.port import PLATFORM_CUSTOMER_ID
@@ -50,8 +51,6 @@ _KEY_LENGTH = len(KEY_TAG) + 1 + PREFIX_LENGTH + 1 + _SECRET_LENGTH
 _KEY_SHAPE = re.compile(
     rf"{KEY_TAG}_(?P<prefix>[A-Za-z0-9]{{{PREFIX_LENGTH}}})_[A-Za-z0-9_-]{{{_SECRET_LENGTH}}}"
 )
-
-_SCHEMA_LOCK = 0x4155_5448_4B45_5953
 
 _SCHEMA = sql.SQL("""
 CREATE SCHEMA IF NOT EXISTS auth;
@@ -224,7 +223,7 @@ class ApiKeyStore(PooledStore):
     async def create_schema(self) -> None:
         """Create the schema, its table and index if missing; safe to run concurrently."""
         async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_locks.AUTH_SCHEMA,))
             await conn.execute(_SCHEMA)
 
     async def create(

@@ -22,7 +22,7 @@ from domain.order import ApprovalControls, SizeLimits
 from services import kafka
 from services.batches import record_values, records_of
 from services.contracts import DeadLetterBody, ReceivedCommand, ReplyEnvelope
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
 from services.engine.service import INFRASTRUCTURE_ERRORS, EngineService, Send

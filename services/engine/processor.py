@@ -33,7 +33,7 @@ from domain.order import Order, Side
 from domain.views import OrderView
 from services.adapters.ports import Price, PricingPort, UpstreamError, WalletBalancePort
 from services.contracts import ErrorBody, ReplyEnvelope
-from services.engine.app import Orders
+from services.engine.event_store import Orders
 from services.engine.handlers import COMMANDS, Context, Inputs, Lookups, Policy
 from services.resources.port import ResourceDirectory
 

@@ -17,7 +17,7 @@ from services.auth.jwt import JwtVerifier
 from services.auth.keys import ApiKeyStore
 from services.auth.principal import Principal
 from services.command_client import CommandClient
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.gateway.app import create_app
 from services.gateway.ports import Gateway
 from services.gateway.readiness import KafkaLags, Readiness, StoreLags

@@ -15,10 +15,9 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import harden_recorder, orders_env, schema_lock
+from services import advisory_locks
+from services.engine.event_store import harden_recorder, orders_env, schema_lock
 from services.settings import Settings
-
-ORDER_LIST_LOCK_KEY = 7_031_003
 
 
 def projector_env(settings: Settings) -> dict[str, str]:
@@ -39,5 +38,7 @@ def open_order_list(settings: Settings) -> OrderListView:
 
 def take_writer_lock(conn: psycopg.Connection[Any]) -> bool:
     """Try to take the view's writer lock on this connection (held until it closes)."""
-    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ORDER_LIST_LOCK_KEY,)).fetchone()
+    row = conn.execute(
+        "SELECT pg_try_advisory_lock(%s)", (advisory_locks.ORDER_LIST_WRITER,)
+    ).fetchone()
     return row is not None and bool(row[0])

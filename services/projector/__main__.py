@@ -20,7 +20,7 @@ import psycopg
 from eventsourcing.projection import ProjectionRunner
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import Orders, harden_recorder, schema_lock
+from services.engine.event_store import Orders, harden_recorder, schema_lock
 from services.logs import configure_logging
 from services.projector import projector_env, take_writer_lock
 from services.resilience import Backoff, Dependency, Outages, is_outage

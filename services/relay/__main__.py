@@ -16,12 +16,11 @@ from typing import Any
 
 import psycopg
 
-from services import kafka
-from services.engine.app import Orders, open_orders
+from services import advisory_locks, kafka
+from services.engine.event_store import Orders, open_orders
 from services.logs import configure_logging
 from services.producers import started, stop_quietly
 from services.relay.relay import (
-    RELAY_LOCK_KEY,
     RELAY_NAME,
     PositionStore,
     hold_leadership,
@@ -38,7 +37,7 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
     async with AsyncExitStack() as stack:
         conn = await psycopg.AsyncConnection.connect(settings.conninfo(), autocommit=True)
         stack.push_async_callback(conn.close)
-        if not await hold_leadership(conn, RELAY_LOCK_KEY, stop):
+        if not await hold_leadership(conn, advisory_locks.RELAY, stop):
             return
         positions = PositionStore(conn, RELAY_NAME)
         await positions.setup()

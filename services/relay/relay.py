@@ -19,14 +19,13 @@ from eventsourcing.persistence import Notification
 
 from domain.order import Order
 from services.contracts import EventEnvelope, event_data, event_id, event_type
-from services.engine.app import Orders
+from services.engine.event_store import Orders
 from services.resilience import sleep_unless
 from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 
 log = logging.getLogger(__name__)
 
 RELAY_NAME = "relay"
-RELAY_LOCK_KEY = 7_031_001
 
 Send = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
 

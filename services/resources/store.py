@@ -15,6 +15,7 @@ from psycopg import errors, sql
 from psycopg.rows import TupleRow
 
 from domain.resources import AccountStatus, FiatAccount, Wallet
+from services import advisory_locks
 from services.pg import PooledStore
 from services.resources.port import (
     PLATFORM_CUSTOMER_ID,
@@ -33,8 +34,6 @@ from services.resources.port import (
     check_usdc_address,
     mask_iban,
 )
-
-_SCHEMA_LOCK = 0x5245_534F_5552_4345
 
 _SCHEMA = sql.SQL("""
 CREATE SCHEMA IF NOT EXISTS resources;
@@ -116,7 +115,9 @@ class PostgresResourceDirectory(PooledStore, ResourceDirectory):
     async def create_schema(self) -> None:
         """Create the schema, its tables and indexes if missing; safe to run concurrently."""
         async with self._pool.connection() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s)", (advisory_locks.RESOURCES_SCHEMA,)
+            )
             await conn.execute(_SCHEMA)
 
     async def accounts(self, ids: Collection[UUID]) -> dict[UUID, FiatAccount]:

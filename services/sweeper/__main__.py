@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 import psycopg
 
 from domain.commands import ExpireQuote
+from services import advisory_locks
 from services.command_client import CommandClient
-from services.engine.app import Orders, open_orders
+from services.engine.event_store import Orders, open_orders
 from services.logs import configure_logging
 from services.relay.relay import hold_leadership
 from services.resilience import Backoff, Dependency, Outages, ride_out
 from services.settings import Settings
-from services.sweeper.sweeper import SWEEPER_LOCK_KEY, OpenQuotes, follow_log, sweep_forever
+from services.sweeper.sweeper import OpenQuotes, follow_log, sweep_forever
 from services.vitals import process_name, vitals_running
 
 log = logging.getLogger("otc.sweeper")
@@ -38,7 +39,7 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
             )
             for _ in range(3)
         ]
-        if not await hold_leadership(lock_conn, SWEEPER_LOCK_KEY, stop):
+        if not await hold_leadership(lock_conn, advisory_locks.SWEEPER, stop):
             return
         await OpenQuotes(log_conn).setup()
         orders: Orders = await asyncio.to_thread(open_orders, settings)

@@ -18,15 +18,15 @@ import psycopg
 from eventsourcing.persistence import Notification
 
 from domain.commands import ActorRef, ExpireQuote
-from domain.order import ActorKind, Order
-from services.engine.app import Orders
+from domain.order import Order
+from services.commanding import new_command
+from services.engine.event_store import Orders
 from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 
 log = logging.getLogger(__name__)
 
 SWEEPER_NAME = "expiry-sweeper"
-SWEEPER_LOCK_KEY = 7_031_002
-SWEEPER_ACTOR = ActorRef(kind=ActorKind.SYSTEM, id=SWEEPER_NAME)
+SWEEPER_ACTOR = ActorRef.system(SWEEPER_NAME)
 RESEND_AFTER = timedelta(seconds=5)
 SWEEP_LIMIT = 500
 
@@ -45,7 +45,8 @@ def expire_command(
     order_id: UUID, customer_id: UUID, expires_at: datetime, now: datetime
 ) -> ExpireQuote:
     """Deterministic per quote and expiry, so a resent ExpireQuote is a redelivery."""
-    return ExpireQuote(
+    return new_command(
+        ExpireQuote,
         command_id=uuid5(NAMESPACE_URL, f"urn:otc:expire:{order_id}:{expires_at.isoformat()}"),
         order_id=order_id,
         customer_id=customer_id,

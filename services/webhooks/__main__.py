@@ -24,7 +24,7 @@ from domain.views import OrderView
 from services import kafka
 from services.batches import record_values, records_of
 from services.contracts import ERROR_HEADER, DeadLetterBody, ReceivedEvent
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
 from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery

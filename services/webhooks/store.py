@@ -26,6 +26,7 @@ from uuid import UUID, uuid4
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 
+from services import advisory_locks
 from services.pg import PooledStore
 from services.webhooks.errors import EndpointLimitError, IdempotencyConflictError
 from services.webhooks.events import TEST_EVENT_TYPE
@@ -133,9 +134,6 @@ class WebhookStore(ABC):
         recorded = await self.settle_many([(claim, outcome)])
         return (claim.endpoint_id, claim.event_id) in recorded
 
-
-_SCHEMA_LOCK = 0x5745_4248_4F4F_4B53
-_CLAIM_LOCK = 0x5745_4248_434C_4149
 
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS webhooks;
@@ -325,7 +323,9 @@ class PostgresWebhookStore(PooledStore, WebhookStore):
 
     async def create_schema(self) -> None:
         async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s)", (advisory_locks.WEBHOOKS_SCHEMA,)
+            )
             await conn.execute(_SCHEMA)
 
     # ------------------------------------------------------------------ endpoints
@@ -334,9 +334,7 @@ class PostgresWebhookStore(PooledStore, WebhookStore):
         self, new: NewEndpoint, now: datetime, limit: int
     ) -> tuple[Endpoint, bool]:
         async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))", (new.customer_id,)
-            )
+            await conn.execute(advisory_locks.WEBHOOK_ENDPOINTS_OF_CUSTOMER, (new.customer_id,))
             existing = await _one(
                 conn,
                 f"SELECT {_ENDPOINT_COLUMNS}, fingerprint FROM webhooks.endpoints WHERE id = %s",  # noqa: S608 - constant text
@@ -557,7 +555,7 @@ class PostgresWebhookStore(PooledStore, WebhookStore):
             "until": now + lease,
         }
         async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CLAIM_LOCK,))
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_locks.WEBHOOK_CLAIMS,))
             rows = await _all(conn, _CLAIM, params)
         return [
             Claim(

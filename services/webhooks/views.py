@@ -17,7 +17,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from domain.order import Order
 from domain.views import OrderView
-from services.engine.app import Orders
+from services.engine.event_store import Orders
 
 Wanted = Mapping[UUID, AbstractSet[int]]
 """order id -> the versions whose views are wanted."""

@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from domain.order import Leg
+from services import advisory_locks
 from services.pg import PooledStore
-
-_SCHEMA_LOCK = 0x574F_524B_5041_524B
 
 _SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS workers;
@@ -89,7 +88,9 @@ class PostgresParkedMovements(PooledStore, ParkedMovements):
 
     async def create_schema(self) -> None:
         async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s)", (advisory_locks.PARKED_MOVEMENTS_SCHEMA,)
+            )
             await conn.execute(_SCHEMA)
 
     async def park(self, worker: str, parked: Parked) -> None:

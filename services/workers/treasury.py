@@ -2,7 +2,9 @@
 as a command to the engine. They never write the event store.
 
 Which event moves which leg, whose leg it is, how much and in which direction are domain tables
-(domain/movements.py); a worker is one party's `Mover` driven by this common flow:
+(domain/movements.py: TRIGGERS, MOVERS, DIRECTION), read here by side and event class; which
+command reports each outcome is a table too (services/workers/outcomes.py: REPORTS). A worker is
+one party's `Mover` driven by this common flow:
 
 1. An event asks for a leg of an order this party moves; the worker reads the order and acts only
    if it still waits for that leg (a redelivered event moves nothing).
@@ -28,31 +30,31 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from domain import commands as c
 from domain.commands import ActorRef
 from domain.movements import MOVERS, TRIGGERS, reference
 from domain.order import Leg, Order, Side
-from services.adapters.ports import MovementRefusedError, MovementUnknownError, Transfer
+from services.adapters.ports import MovementRefusedError, MovementUnknownError
 from services.contracts import EventEnvelope, Unparseable, event_type, parse_event
 from services.engine.service import INFRASTRUCTURE_ERRORS, summarise
 from services.workers.movers import Instruction, Mover
+from services.workers.outcomes import Done, Outcome, Refused, Unknown, flagged, reported
 from services.workers.parked import Parked, ParkedMovements
 
 log = logging.getLogger(__name__)
 
-OUTCOME_NAMESPACE = uuid5(NAMESPACE_URL, "urn:otc:worker-outcomes")
 CONCURRENT_ORDERS = 32
 
 Publish = Callable[[c.Command], Awaitable[None]]
 LoadOrder = Callable[[UUID], Awaitable[Order | None]]
 
-ASKED: dict[tuple[str, str], Leg] = {
-    (side.value, event_type(event.__name__)): leg for (side, event), leg in TRIGGERS.items()
+ASKING_EVENTS: dict[str, type[Order.Event]] = {
+    event_type(event.__name__): event for _, event in TRIGGERS
 }
-"""(side, published event type) -> the leg that event asks for."""
+"""The events that ask for a leg (domain/movements.py TRIGGERS), by their published type."""
+SIDES = {side.value: side for side in Side}
 
 
 @dataclass(frozen=True)
@@ -67,25 +69,6 @@ class EventRecord:
 
 
 DeadLetter = Callable[[EventRecord, str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Done:
-    transfer: Transfer
-
-
-@dataclass(frozen=True)
-class Refused:
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Unknown:
-    reason: str
-
-
-Outcome = Done | Refused | Unknown
 
 
 @dataclass(frozen=True)
@@ -188,9 +171,12 @@ class TreasuryWorker:
         await self.dead_letter(record, message)
 
     def leg_asked(self, envelope: EventEnvelope) -> Leg | None:
-        """The leg this event asks this worker to move, if any."""
-        leg = ASKED.get((envelope.side, envelope.type))
-        if leg is None or MOVERS.get((Side(envelope.side), leg)) is not self.mover.party:
+        """The leg this event asks this worker to move, if any (TRIGGERS, then MOVERS)."""
+        side, event = SIDES.get(envelope.side), ASKING_EVENTS.get(envelope.type)
+        if side is None or event is None:
+            return None
+        leg = TRIGGERS.get((side, event))
+        if leg is None or MOVERS.get((side, leg)) is not self.mover.party:
             return None
         return leg
 
@@ -218,7 +204,7 @@ class TreasuryWorker:
         if isinstance(outcome, Unknown):
             await self.unresolved(order, leg, attempt, outcome.reason, parked)
             return
-        await self.publish(self.outcome_command(order, leg, attempt, outcome))
+        await self.publish(reported(order, leg, attempt, outcome, self.actor, self.clock()))
         if parked is not None:
             await self.parked.settle(self.name, parked)
             log.info(
@@ -261,7 +247,7 @@ class TreasuryWorker:
             return
         flag = not parked.flagged and now - parked.first_seen >= self.policy.flag_after
         if flag:
-            await self.publish(self.flag_command(order, leg, attempt, reason))
+            await self.publish(flagged(order, leg, attempt, reason, self.actor, self.clock()))
             log.error(
                 "%s: %s of order %s still unknown after %s; flagged for operators: %s",
                 self.name,
@@ -318,56 +304,3 @@ class TreasuryWorker:
             except Exception:
                 log.exception("%s: retrying parked movements failed; trying again", self.name)
             await self.sleep(interval_seconds)
-
-    # ------------------------------------------------------------------ outcomes
-
-    def _common(self, order: Order, leg: Leg, attempt: int, outcome: str) -> dict[str, Any]:
-        return {
-            "command_id": uuid5(OUTCOME_NAMESPACE, f"{order.id}:{leg.value}:{attempt}:{outcome}"),
-            "order_id": order.id,
-            "customer_id": order.customer_id,
-            "actor": self.actor,
-            "issued_at": self.clock(),
-        }
-
-    def outcome_command(
-        self, order: Order, leg: Leg, attempt: int, outcome: Done | Refused
-    ) -> c.Command:
-        if isinstance(outcome, Done):
-            common = self._common(order, leg, attempt, "done")
-            return SUCCESS[leg](common, attempt, outcome.transfer.external_id)
-        common = self._common(order, leg, attempt, "failed")
-        return FAILURE[leg](common, attempt, f"{outcome.code}: {outcome.message}"[:500])
-
-    def flag_command(self, order: Order, leg: Leg, attempt: int, reason: str) -> c.Command:
-        return c.RecordMovementUnresolved(
-            **self._common(order, leg, attempt, "unresolved"),
-            leg=leg,
-            attempt=attempt,
-            reason=reason[:500],
-        )
-
-
-Report = Callable[[dict[str, Any], int, str], c.Command]
-
-SUCCESS: dict[Leg, Report] = {
-    Leg.DEBIT: lambda common, _, ref: c.RecordSourceDebit(**common, reference=ref),
-    Leg.REFUND: lambda common, attempt, ref: c.RecordRefund(
-        **common, attempt=attempt, reference=ref
-    ),
-    Leg.PAYOUT: lambda common, attempt, ref: c.RecordPayout(
-        **common, attempt=attempt, reference=ref
-    ),
-}
-"""The outcome command of a movement done: (envelope, attempt, party's reference)."""
-
-FAILURE: dict[Leg, Report] = {
-    Leg.DEBIT: lambda common, _, why: c.RecordSourceDebitFailure(**common, reason=why),
-    Leg.REFUND: lambda common, attempt, why: c.RecordRefundFailure(
-        **common, attempt=attempt, reason=why
-    ),
-    Leg.PAYOUT: lambda common, attempt, why: c.RecordPayoutFailure(
-        **common, attempt=attempt, reason=why
-    ),
-}
-"""The outcome command of a movement refused: (envelope, attempt, the party's refusal)."""

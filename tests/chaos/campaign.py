@@ -42,12 +42,12 @@ from pydantic import SecretStr
 
 from domain.errors import ErrorCode
 from domain.order import FINAL, Order
-from services.audit_cli import republish_range
-from services.check_cli import conservation, reconcile_report
-from services.demo import DemoCustomer, DemoData, load_demo
-from services.engine.app import open_orders
+from services.cli.audit import republish_range
+from services.cli.check import conservation, reconcile_report
+from services.engine.event_store import open_orders
+from services.local.demo import DemoCustomer, DemoData, load_demo
+from services.local.supervision import Places, read_state
 from services.settings import Settings
-from services.supervision import Places, read_state
 from tests.infra import ThrowawayKafka, ThrowawayPostgres, free_port
 from tests.support import Process
 
@@ -545,7 +545,7 @@ async def run_campaign(campaign: Campaign, base: Settings, root: Path) -> Verdic
     async with chaos_stack(root, base) as (postgres, kafka, settings):
         places = Places(root / "system")
         supervisor = Process(
-            "services.supervisor",
+            "services.local.supervisor",
             settings,
             "--no-demo",
             "--state-dir",

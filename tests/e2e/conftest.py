@@ -1,4 +1,4 @@
-"""The whole system for end-to-end tests: `python -m services.supervisor` as a subprocess (it
+"""The whole system for end-to-end tests: `python -m services.local.supervisor` as a subprocess (it
 starts the sandboxes, engine, relay, sweeper, projector, workers and gateway, each a process of
 its own) on a database, topics, consumer groups and ports of this test session's own."""
 
@@ -24,9 +24,9 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from services import kafka
-from services.demo import DemoData, load_demo
+from services.local.demo import DemoData, load_demo
+from services.local.supervision import Places, read_state
 from services.settings import Settings
-from services.supervision import Places, read_state
 from services.webhooks.signing import new_box_key
 from tests.conftest import drop_database, unique_name
 from tests.infra import kill_quietly
@@ -142,7 +142,7 @@ async def system(stack_settings: Settings) -> AsyncIterator[System]:
     async with system_settings(stack_settings, "e2e") as settings:
         state = LOGS / unique_name("e2e-system")
         supervisor = Process(
-            "services.supervisor",
+            "services.local.supervisor",
             settings,
             "--no-demo",
             "--state-dir",

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from services.demo import DemoCustomer
+from services.local.demo import DemoCustomer
 from tests.e2e.conftest import QUOTE_TTL_SECONDS, System, new_key, server_side_identifiers
 
 pytestmark = pytest.mark.e2e

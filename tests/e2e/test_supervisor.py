@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from services.local.supervision import Places, read_state, supervisor_pid
 from services.settings import Settings
-from services.supervision import Places, read_state, supervisor_pid
 from tests.conftest import unique_name
 from tests.e2e.conftest import system_settings
 from tests.infra import kill_quietly, pids_alive
@@ -88,7 +88,7 @@ async def test_down_from_another_shell_stops_a_foreground_run_and_every_child(
     own_settings: Settings, places: Places
 ) -> None:
     supervisor = Process(
-        "services.supervisor",
+        "services.local.supervisor",
         own_settings,
         "--no-demo",
         "--state-dir",
@@ -123,7 +123,7 @@ async def test_a_detached_run_is_supervised_until_down_stops_it(
         [
             sys.executable,
             "-m",
-            "services.supervisor",
+            "services.local.supervisor",
             "--detach",
             "--no-demo",
             "--state-dir",

@@ -20,10 +20,10 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.auth.keys import ApiKeyStore
-from services.demo import DemoCustomer, make_customer
+from services.local.demo import DemoCustomer, make_customer
+from services.local.webhook_receiver import LocalReceiver, Received
 from services.resources.store import PostgresResourceDirectory
 from services.webhooks.events import ORDER_EVENT_TYPES
-from services.webhooks.receiver import LocalReceiver, Received
 from tests.e2e.conftest import System, new_key, server_side_identifiers
 from tests.support import eventually, stored_order_events
 

@@ -17,12 +17,12 @@ from pydantic import SecretStr
 
 from domain.order import FINAL, Order, Status
 from domain.resources import FiatAccount
-from services.engine.app import Orders, open_orders
+from services.engine.event_store import Orders, open_orders
+from services.local.money import PROVIDER_SCOPES, TREASURY_ADDRESSES, set_up_money
+from services.local.sandbox import bank, chain, provider
+from services.local.sandbox.server import serving
 from services.resources.store import PostgresResourceDirectory
-from services.sandbox import bank, chain, provider
-from services.sandbox.server import serving
 from services.settings import Settings
-from services.supervisor import PROVIDER_SCOPES, TREASURY_ADDRESSES, set_up_money
 from tests.support import Customer, Process, unique_wallet_address
 
 SETTLED = FINAL | {Status.PAYOUT_FAILED, Status.REFUND_FAILED}

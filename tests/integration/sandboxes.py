@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.adapters.http import RetryPolicy
-from services.sandbox.server import serving
+from services.local.sandbox.server import serving
 
 PROVIDER_SCOPE = "partner.currency-exchange-quote.create"
 EXECUTE_SCOPE = "partner.currency-exchange.create"

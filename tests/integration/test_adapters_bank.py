@@ -20,7 +20,7 @@ from services.adapters.ports import (
     MovementUnknownError,
     UpstreamRejectedError,
 )
-from services.sandbox.bank import create_app
+from services.local.sandbox.bank import create_app
 from services.settings import Settings
 from tests.integration.sandboxes import FAST_RETRY, fund_account, over_http, set_faults, totals
 

@@ -14,7 +14,7 @@ import pytest
 from services.adapters.chain import HttpChain
 from services.adapters.http import upstream_client
 from services.adapters.ports import UpstreamRejectedError, UpstreamUnavailableError
-from services.sandbox.chain import create_app
+from services.local.sandbox.chain import create_app
 from services.settings import Settings
 from tests.integration.sandboxes import FAST_RETRY, fund_wallet, over_http, set_faults, totals
 

@@ -19,7 +19,7 @@ from domain.money import Currency, convert
 from services.adapters.http import RetryPolicy, upstream_client
 from services.adapters.ports import Price, UpstreamRejectedError, UpstreamUnavailableError
 from services.adapters.provider import HttpProviderPricing
-from services.sandbox.provider import create_app
+from services.local.sandbox.provider import create_app
 from services.settings import Settings
 from tests.integration.sandboxes import (
     FAST_RETRY,

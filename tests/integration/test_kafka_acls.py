@@ -24,8 +24,8 @@ from aiokafka.errors import (
 from pydantic import SecretStr
 
 from services import kafka
+from services.cli.dlq import Which, list_dead_letters, replay_dead_letters
 from services.command_client import CommandClient
-from services.dlq_cli import Which, list_dead_letters, replay_dead_letters
 from services.gateway.readiness import KafkaLags
 from services.kafka_acls import Principal
 from services.settings import Settings

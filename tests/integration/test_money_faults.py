@@ -14,7 +14,7 @@ import pytest
 
 from domain.commands import Command
 from domain.order import Side, Status
-from services.check_cli import reconcile_report
+from services.cli.check import reconcile_report
 from services.command_client import CommandClient
 from services.settings import Settings
 from tests.integration.money import MoneySystem, money_system

@@ -16,11 +16,11 @@ import pytest
 from domain.commands import Command
 from domain.order import Leg, Order, Side, Status
 from services import kafka
-from services.check_cli import reconcile_report
+from services.cli.check import reconcile_report
+from services.cli.dlq import Which, list_dead_letters, replay_dead_letters
 from services.command_client import CommandClient
-from services.dlq_cli import Which, list_dead_letters, replay_dead_letters
+from services.local.money import TREASURY_ADDRESSES, set_up_money
 from services.settings import Settings
-from services.supervisor import TREASURY_ADDRESSES, set_up_money
 from tests.integration.money import MoneySystem, money_system
 from tests.support import Customer, Orderer, eventually
 

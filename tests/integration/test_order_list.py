@@ -25,9 +25,9 @@ from domain.order import Order, Side, Status
 from domain.views import OrderView
 from projections.order_list import OrderListProjection, OrderListView
 from services.cli import app as otc
-from services.engine.app import Orders, orders_env
+from services.cli.projections import rebuild_order_list
+from services.engine.event_store import Orders, orders_env
 from services.projector import open_order_list, projector_env
-from services.projector.rebuild import rebuild_order_list
 from services.settings import Settings
 from tests.support import Process
 from tests.unit.test_order_list_projection import (

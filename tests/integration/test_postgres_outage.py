@@ -263,7 +263,9 @@ async def test_a_sandbox_started_while_postgres_is_down_waits_and_serves_once_it
     port = free_port()
     await asyncio.to_thread(cluster.stop, "immediate")
     try:
-        bank = Process("services.sandbox", outage_settings, "bank", "--port", str(port)).start()
+        bank = Process(
+            "services.local.sandbox", outage_settings, "bank", "--port", str(port)
+        ).start()
         processes[bank.name] = bank
         bank.wait_for_log(STARTED, timeout=30)
         await asyncio.sleep(2.0)

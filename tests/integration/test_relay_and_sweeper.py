@@ -11,7 +11,7 @@ import pytest
 
 from domain.order import Side
 from services.command_client import CommandClient
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.settings import Settings
 from tests.support import (
     Customer,

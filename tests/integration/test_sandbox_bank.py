@@ -14,7 +14,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from services.sandbox.bank import create_app
+from services.local.sandbox.bank import create_app
 from services.settings import Settings
 from tests.integration.sandboxes import fund_account, in_process, set_faults, totals
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.sandbox.chain import ChainConfig, base58, create_app
+from services.local.sandbox.chain import ChainConfig, base58, create_app
 from services.settings import Settings
 from tests.integration.sandboxes import fund_wallet, in_process, set_faults, totals
 

@@ -1,4 +1,5 @@
-"""`python -m services.sandbox NAME --port N` runs a sandbox on loopback as its own process."""
+"""`python -m services.local.sandbox NAME --port N` runs a sandbox on loopback as its own
+process."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def free_port() -> int:
 def sandbox_process(name: str, settings: Settings, port: int) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "OTC_PG_DBNAME": settings.pg_dbname}
     process = subprocess.Popen(  # noqa: S603 - our own module with a fixed interpreter
-        [sys.executable, "-m", "services.sandbox", name, "--port", str(port)],
+        [sys.executable, "-m", "services.local.sandbox", name, "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
-from services.sandbox import bank
+from services.local.sandbox import bank
 from services.settings import Settings
 from tests.integration.sandboxes import in_process
 

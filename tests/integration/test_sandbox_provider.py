@@ -15,8 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from services.sandbox.pricing import DEFAULT_CURRENCIES
-from services.sandbox.provider import ProviderConfig, create_app
+from services.local.sandbox.pricing import DEFAULT_CURRENCIES
+from services.local.sandbox.provider import ProviderConfig, create_app
 from services.settings import Settings
 from tests.integration.sandboxes import (
     EXECUTE_SCOPE,

@@ -17,7 +17,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from domain.order import Side, Status
 from services import kafka
-from services.check_cli import reconcile_report
+from services.cli.check import reconcile_report
 from services.command_client import CommandClient
 from services.settings import Settings
 from tests.conftest import TopicFactory, unique_name

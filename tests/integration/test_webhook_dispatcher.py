@@ -20,10 +20,10 @@ from standardwebhooks import Webhook
 
 from services import kafka
 from services.contracts import EventEnvelope
+from services.local.webhook_receiver import LocalReceiver, Received
 from services.settings import Settings
 from services.webhooks.endpoints import WebhookEndpoints
 from services.webhooks.events import is_customer_facing
-from services.webhooks.receiver import LocalReceiver, Received
 from services.webhooks.signing import SecretBox, new_box_key, webhook_id
 from services.webhooks.ssrf import UrlGuard
 from services.webhooks.store import PostgresWebhookStore

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from services.bench_report import HEADER, write_section
+from services.bench.report import HEADER, write_section
 from services.settings import Settings
 
 SETTINGS = Settings(pg_password=SecretStr("pw"))

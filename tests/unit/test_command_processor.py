@@ -19,8 +19,9 @@ from domain import commands as c
 from domain.errors import ErrorCode
 from domain.order import ApprovalControls, Side
 from services.adapters.fakes import FakePricing, FakeWalletBalances, FixedClock
+from services.commanding import new_command
 from services.contracts import ReplyEnvelope
-from services.engine.app import Orders
+from services.engine.event_store import Orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
 from services.resources.fake import InMemoryResourceDirectory
@@ -133,8 +134,11 @@ async def test_a_command_from_an_actor_not_allowed_is_refused_and_changes_nothin
 ) -> None:
     order = engine.orderer()
     await engine.send(engine.buy(order), order.confirm(Side.BUY))
-    forged = c.RecordSourceDebit(
-        **order._common(order.me),  # noqa: SLF001 - the customer's own envelope, forged
+    forged = new_command(
+        c.RecordSourceDebit,
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        actor=order.me,
         reference="forged",
     )
     wrong_party = order.debited().model_copy(update={"actor": c.ActorRef.system("usdc-chain")})

@@ -22,7 +22,7 @@ from services.adapters.fakes import FakePricing, FakeWalletBalances, FixedClock
 from services.batches import record_values
 from services.contracts import CORRELATION_ID, REPLY_TO, CommandEnvelope, ReplyEnvelope
 from services.engine.__main__ import build
-from services.engine.app import Orders
+from services.engine.event_store import Orders
 from services.engine.handlers import Policy
 from services.engine.processor import CommandProcessor
 from services.resilience import Outages

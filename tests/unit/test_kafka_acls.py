@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.kafka_acls import Grant, Principal, access, grants, system_grants
+from services.local.children import AsPrincipal, core, gateway, sandboxes
 from services.settings import Settings
-from services.supervisor import AsPrincipal, core, gateway, sandboxes
 
 SETTINGS = Settings(pg_password="unused")
 

@@ -8,9 +8,10 @@ import pytest
 from faststream.security import SASLScram256, SASLScram512
 from pydantic import SecretStr
 
-from services import kafka, supervisor
+from services import kafka
 from services.kafka import KafkaCredentialsMissingError
 from services.kafka_acls import Principal
+from services.local import children
 from services.settings import Settings
 
 
@@ -76,13 +77,13 @@ def test_the_password_is_masked_when_printed(settings: Settings) -> None:
 
 
 def test_a_child_runs_as_its_own_principal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(supervisor, "RUN", tmp_path)
+    monkeypatch.setattr(children, "RUN", tmp_path)
     (tmp_path / "secrets" / "kafka").mkdir(parents=True)
     (tmp_path / "secrets" / "kafka" / "engine").write_text("engine-pw\n")
     parent = {"OTC_KAFKA_USERNAME": "operator", "OTC_KAFKA_PASSWORD": "operator-pw", "X": "1"}
 
-    engine = supervisor.AsPrincipal(Principal.ENGINE)(parent)
-    projector = supervisor.AsPrincipal(None)(parent)
+    engine = children.AsPrincipal(Principal.ENGINE)(parent)
+    projector = children.AsPrincipal(None)(parent)
 
     assert engine == {"OTC_KAFKA_USERNAME": "engine", "OTC_KAFKA_PASSWORD": "engine-pw", "X": "1"}
     assert projector == {"X": "1"}
@@ -91,7 +92,7 @@ def test_a_child_runs_as_its_own_principal(tmp_path: Path, monkeypatch: pytest.M
 def test_a_child_without_a_password_file_is_not_started(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(supervisor, "RUN", tmp_path)
+    monkeypatch.setattr(children, "RUN", tmp_path)
 
     with pytest.raises(SystemExit, match="deploy/local/up"):
-        supervisor.AsPrincipal(Principal.RELAY)({})
+        children.AsPrincipal(Principal.RELAY)({})

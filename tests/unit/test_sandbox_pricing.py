@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.sandbox.pricing import (
+from services.local.sandbox.pricing import (
     DEFAULT_CURRENCIES,
     FeePolicy,
     MidPrices,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from services.local.children import core
+from services.local.supervision import Child, Places, RestartPolicy, Running, Supervisor
 from services.settings import Settings
-from services.supervision import Child, Places, RestartPolicy, Running, Supervisor
-from services.supervisor import core
 
 POLICY = RestartPolicy(initial=0.5, maximum=30.0, healthy_after=60.0)
 PIDS = itertools.count(1000)

@@ -17,8 +17,9 @@ from services.adapters.fakes import FakeChain, FakeLedger
 from services.contracts import EventEnvelope, event_id, event_type
 from services.resources.fake import InMemoryResourceDirectory
 from services.workers.movers import EurTreasury, Mover, UsdcChain
+from services.workers.outcomes import Refused, reported
 from services.workers.parked import InMemoryParkedMovements
-from services.workers.treasury import EventRecord, Refused, TreasuryWorker, WorkerPolicy
+from services.workers.treasury import EventRecord, TreasuryWorker, WorkerPolicy
 from tests.unit.strategies import ANY_RATE, CUSTOMER, OPERATOR, T0, at_live, new_order
 
 NOW = T0 + timedelta(seconds=10)
@@ -347,8 +348,8 @@ def test_outcome_command_ids_are_deterministic() -> None:
     desk = Desk("eur-treasury")
     order = desk.order(Side.BUY, confirmed)
 
-    first = desk.worker.outcome_command(order, Leg.DEBIT, 1, Refused("X", "y"))
-    second = desk.worker.outcome_command(order, Leg.DEBIT, 1, Refused("X", "y"))
+    first = reported(order, Leg.DEBIT, 1, Refused("X", "y"), desk.worker.actor, NOW)
+    second = reported(order, Leg.DEBIT, 1, Refused("X", "y"), desk.worker.actor, NOW)
 
     assert first.command_id == second.command_id
     assert order.status is Status.DEBIT_PENDING

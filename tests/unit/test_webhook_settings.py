@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from services.local.webhook_settings import KEY_FILE, local_webhook_env
 from services.settings import Settings
-from services.webhooks.local import KEY_FILE, local_webhook_env
 
 
 def test_the_sealing_key_has_no_default_and_is_masked_when_printed() -> None:

@@ -9,7 +9,6 @@ there and kept in `.run/demo.json`, mode 600, for the run command to print again
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from dataclasses import asdict, dataclass
@@ -17,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import typer
 
 from domain.resources import AccountStatus
 from services.auth.keys import ApiKeyStore
@@ -25,12 +23,10 @@ from services.auth.principal import Scope
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 
-DEMO_FILE = Path(__file__).resolve().parents[1] / ".run" / "demo.json"
+DEMO_FILE = Path(__file__).resolve().parents[2] / ".run" / "demo.json"
 EUR_FUNDING = Decimal("250000.00")
 USDC_FUNDING = Decimal("250000.000000")
 IBANS = ("DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606")
-
-demo_app = typer.Typer(no_args_is_help=True, help="Demo data for the local run.")
 
 
 @dataclass(frozen=True)
@@ -155,11 +151,3 @@ async def demo_once(settings: Settings) -> DemoData:
     data = await load_demo(settings)
     save_demo(data)
     return data
-
-
-@demo_app.command("load")
-def load_command() -> None:
-    """Create the demo customers, resources and keys (again), and print them as JSON."""
-    data = asyncio.run(load_demo(Settings()))
-    save_demo(data)
-    typer.echo(json.dumps(asdict(data), indent=2))

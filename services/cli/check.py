@@ -27,7 +27,7 @@ import typer
 from domain.movements import Direction, Movement, Party, expected_movements, reconcile
 from domain.order import Order, Side
 from services.adapters.ports import ChainPort, LedgerPort, Transfer, UpstreamError
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_money_movers

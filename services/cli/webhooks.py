@@ -14,7 +14,7 @@ from uuid import UUID
 
 import typer
 
-from services.store_cli import run_on_store
+from services.cli.on_store import run_on_store
 from services.webhooks.errors import EndpointNotFoundError, WebhookError
 from services.webhooks.model import Delivery, Endpoint
 from services.webhooks.store import PostgresWebhookStore

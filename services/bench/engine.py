@@ -1,11 +1,12 @@
-"""`otc bench engine`: commands through Kafka into the engine, against one save per command.
+"""`otc bench engine`: commands through Kafka into the engine, against the naive peer.
 
 It makes a database and topics of its own on the running stack, starts the engine as a
 subprocess, and drives complete order lifecycles (quote, confirm, debit, approve, payout: five
-commands each) from many concurrent clients, each order's commands in sequence. It prints the
-sustained commands/s, the reply latency percentiles, and the rate of the naive approach: the
-same commands, each loaded, decided and saved with its own `Application.save`, on the same
-database. Nothing here is a test; it only prints figures.
+commands each) the way the system sends them: each command awaits its reply before its order's
+next one, `concurrency` orders in flight. Then the same at half the sustained rate, for the
+latency below saturation; then the naive peer (per command one load, decide and
+`Application.save`) at the same concurrency on the same database. It prints commands/s,
+per-command latency percentiles and the ratio. Nothing here is a test; it only prints figures.
 """
 
 from __future__ import annotations
@@ -23,13 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, LiteralString
+from typing import Any
 
-import httpx
-import psycopg
-import typer
 from aiokafka.admin import NewTopic
-from psycopg import sql
 
 from domain import commands as c
 from domain.commands import ActorRef
@@ -37,16 +34,14 @@ from domain.movements import Party
 from domain.order import Side
 from services import kafka
 from services.adapters.fakes import FakePricing, FakeWalletBalances
-from services.bench_report import write_section
+from services.bench.tools import percentile, scratch_database
 from services.command_client import CommandClient
-from services.demo import DemoCustomer, saved_demo
+from services.commanding import new_command
 from services.engine.__main__ import policy_of
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.engine.processor import CommandProcessor
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
-
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 
 OPERATOR = ActorRef.operator(uuid.UUID(int=0xBE4C), "Bench Operator")
 TREASURY = ActorRef.system(Party.EUR_TREASURY)
@@ -61,48 +56,45 @@ class BenchCustomer:
 
 
 def lifecycle(customer: BenchCustomer) -> list[c.Command]:
-    order_id = uuid.uuid4()
-    me = ActorRef.customer(customer.id)
-
-    def common(actor: ActorRef) -> dict[str, object]:
-        return {
-            "command_id": uuid.uuid4(),
-            "order_id": order_id,
-            "customer_id": customer.id,
-            "actor": actor,
-            "issued_at": datetime.now(UTC),
-        }
-
+    order_id, customer_id = uuid.uuid4(), customer.id
+    me = ActorRef.customer(customer_id)
     return [
-        c.RequestQuote(
-            **common(me),
+        new_command(
+            c.RequestQuote,
+            order_id=order_id,
+            customer_id=customer_id,
+            actor=me,
             side=Side.BUY,
             source_id=customer.account,
             destination_id=customer.wallet,
             source_amount=Decimal("100.00"),
         ),
-        c.ConfirmQuote(**common(me), side=Side.BUY),
-        c.RecordSourceDebit(**common(TREASURY), reference=f"bench-debit-{order_id}"),
-        c.ApproveOrder(**common(OPERATOR), rate=Decimal("1.0750")),
-        c.RecordPayout(**common(CHAIN), attempt=1, reference=f"bench-payout-{order_id}"),
+        new_command(
+            c.ConfirmQuote, order_id=order_id, customer_id=customer_id, actor=me, side=Side.BUY
+        ),
+        new_command(
+            c.RecordSourceDebit,
+            order_id=order_id,
+            customer_id=customer_id,
+            actor=TREASURY,
+            reference=f"bench-debit-{order_id}",
+        ),
+        new_command(
+            c.ApproveOrder,
+            order_id=order_id,
+            customer_id=customer_id,
+            actor=OPERATOR,
+            rate=Decimal("1.0750"),
+        ),
+        new_command(
+            c.RecordPayout,
+            order_id=order_id,
+            customer_id=customer_id,
+            actor=CHAIN,
+            attempt=1,
+            reference=f"bench-payout-{order_id}",
+        ),
     ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-@contextlib.contextmanager
-def scratch_database(settings: Settings, prefix: str) -> Iterator[Settings]:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield settings.model_copy(update={"pg_dbname": name})
-    finally:
-        with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @contextlib.asynccontextmanager
@@ -357,180 +349,3 @@ async def bench_engine(
         else "closed loop (each command awaits its reply before its order's next one)"
     )
     return EngineFigures(workload, concurrency, engine, naive, half)
-
-
-@bench_app.command("engine")
-def engine_command(
-    *,
-    orders: int = typer.Option(2_000, help="order lifecycles through the engine (5 commands each)"),
-    concurrency: int = typer.Option(50, help="orders in flight at once, engine and naive alike"),
-    naive_orders: int = typer.Option(600, help="order lifecycles for the naive peer"),
-    all_at_once: Annotated[
-        bool,
-        typer.Option(
-            "--all-at-once",
-            help="publish each order's five commands together without awaiting replies",
-        ),
-    ] = False,
-    record: Annotated[
-        bool, typer.Option("--record", help="also write the figures into docs/benchmarks.md")
-    ] = False,
-) -> None:
-    """Commands/s and per-command latency of the engine against the naive peer, at the same
-    concurrency, on the system's real pattern; then the engine's latency at half its rate."""
-    settings = Settings()
-    figures = asyncio.run(
-        bench_engine(settings, orders, concurrency, naive_orders, together=all_at_once)
-    )
-    for line in figures.lines():
-        typer.echo(line)
-    if record:
-        command = f"otc bench engine --concurrency {concurrency} --orders {orders}" + (
-            " --all-at-once" if all_at_once else ""
-        )
-        write_section("engine", command, figures.lines(), settings)
-
-
-# ------------------------------------------------------------------------------ the REST API
-
-
-@dataclass
-class ApiFigures:
-    quote: list[float]
-    confirm: list[float]
-    completed: int = 0
-
-
-class LagSampler:
-    """Projection lag, sampled: when the read model reaches notification N, how long after the
-    event store did. Polls both positions every `interval` seconds."""
-
-    def __init__(self, settings: Settings, interval: float = 0.02) -> None:
-        self.settings = settings
-        self.interval = interval
-        self.store_seen: list[tuple[int, float]] = []
-        self.lags: list[float] = []
-        self.stop = asyncio.Event()
-
-    async def run(self) -> None:
-        async with await psycopg.AsyncConnection.connect(
-            self.settings.conninfo(), autocommit=True
-        ) as conn:
-            tracked = 0
-            while not self.stop.is_set():
-                now = time.perf_counter()
-                store = await self._scalar(conn, "SELECT max(notification_id) FROM orders_events")
-                view = await self._scalar(
-                    conn,
-                    "SELECT max(notification_id) FROM order_list_tracking"
-                    " WHERE application_name = 'Orders'",
-                )
-                if not self.store_seen or store > self.store_seen[-1][0]:
-                    self.store_seen.append((store, now))
-                if view > tracked:
-                    tracked = view
-                    first = next((t for position, t in self.store_seen if position >= view), now)
-                    self.lags.append(now - first)
-                await asyncio.sleep(self.interval)
-
-    @staticmethod
-    async def _scalar(conn: psycopg.AsyncConnection[Any], query: LiteralString) -> int:
-        cursor = await conn.execute(query)
-        row = await cursor.fetchone()
-        return int(row[0] or 0) if row is not None else 0
-
-
-async def api_lifecycle(
-    client: httpx.AsyncClient,
-    operator_key: str,
-    customer: DemoCustomer,
-    figures: ApiFigures,
-) -> None:
-    started = time.perf_counter()
-    quoted = await client.post(
-        "/otc-exchanges/quote",
-        json={
-            "side": "buy",
-            "sourceAccountId": customer.active_account,
-            "destinationWalletId": customer.ethereum_wallet,
-            "sourceAmount": "100.00",
-        },
-    )
-    figures.quote.append(time.perf_counter() - started)
-    order_id = quoted.raise_for_status().json()["id"]
-    started = time.perf_counter()
-    confirmed = await client.post(
-        "/otc-exchanges",
-        json={"quoteId": order_id, "side": "buy"},
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-    )
-    figures.confirm.append(time.perf_counter() - started)
-    confirmed.raise_for_status()
-    await wait_for(client, order_id, "pending_approval")
-    approved = await client.post(
-        f"/ops/otc-exchanges/{order_id}/approve", headers={"x-api-key": operator_key}
-    )
-    approved.raise_for_status()
-    await wait_for(client, order_id, "completed")
-    figures.completed += 1
-
-
-async def wait_for(client: httpx.AsyncClient, order_id: str, status: str) -> None:
-    for _ in range(600):
-        response = await client.get(f"/otc-exchanges/{order_id}")
-        if response.json().get("status") == status:
-            return
-        await asyncio.sleep(0.25)
-    raise RuntimeError(f"order {order_id} never reached {status}")
-
-
-async def bench_api(settings: Settings, orders: int, concurrency: int) -> None:
-    demo = saved_demo()
-    if demo is None:
-        raise typer.BadParameter("no demo data: start the system with deploy/local/run first")
-    customer = demo.customers[0]
-    base = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    figures = ApiFigures(quote=[], confirm=[])
-    sampler = LagSampler(settings)
-    sampling = asyncio.create_task(sampler.run())
-    gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(
-        max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2
-    )
-    async with httpx.AsyncClient(
-        base_url=base,
-        headers={"x-api-key": customer.write_key},
-        timeout=120,
-        limits=limits,
-    ) as client:
-
-        async def one() -> None:
-            async with gate:
-                await api_lifecycle(client, demo.operator_key, customer, figures)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(orders)))
-        elapsed = time.perf_counter() - started
-    sampler.stop.set()
-    await sampling
-
-    done = figures.completed
-    typer.echo(f"REST API: {done} lifecycles (quote, confirm, approve, settle) in {elapsed:.1f}s")
-    typer.echo(f"  throughput          {done / elapsed:,.1f} orders/s ({concurrency} in flight)")
-    typer.echo(f"  quote latency       p50 {ms(figures.quote, 0.5)}  p99 {ms(figures.quote, 0.99)}")
-    typer.echo(
-        f"  confirm latency     p50 {ms(figures.confirm, 0.5)}  p99 {ms(figures.confirm, 0.99)}"
-    )
-    typer.echo(
-        f"  projection lag      p50 {ms(sampler.lags, 0.5)}  p99 {ms(sampler.lags, 0.99)}"
-        f"  ({len(sampler.lags)} samples, 20 ms resolution)",
-    )
-
-
-@bench_app.command("api")
-def api_command(
-    orders: int = typer.Option(300, help="complete order lifecycles"),
-    concurrency: int = typer.Option(30, help="lifecycles in flight at once"),
-) -> None:
-    """Orders/s, quote and confirm latency, projection lag, through the running REST API."""
-    asyncio.run(bench_api(Settings(), orders, concurrency))

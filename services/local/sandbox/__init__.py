@@ -7,5 +7,5 @@ PostgreSQL schema of its own and fault injection for tests:
 - `chain`: USDC balances per network and address, schema `sandbox_chain`.
 
 Each module has `create_app(settings, ...) -> FastAPI`; nothing connects before the app starts.
-Run one with `python -m services.sandbox provider|bank|chain [--port N]`.
+Run one with `python -m services.local.sandbox provider|bank|chain [--port N]`.
 """

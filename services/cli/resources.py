@@ -14,6 +14,7 @@ import httpx
 import typer
 
 from domain.resources import AccountStatus, Wallet
+from services.cli.on_store import run_on_store
 from services.resources.port import (
     AccountRecord,
     Customer,
@@ -23,7 +24,6 @@ from services.resources.port import (
 )
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
-from services.store_cli import run_on_store
 
 resources_app = typer.Typer(
     no_args_is_help=True,

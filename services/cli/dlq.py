@@ -24,11 +24,11 @@ from aiokafka.structs import OffsetAndMetadata
 
 from services import kafka
 from services.contracts import ERROR_HEADER
+from services.kafka_acls import REPLAY_GROUP
 from services.settings import Settings
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter topics: list and replay.")
 
-REPLAY_GROUP = "otc-dlq-replay"
 READ_SECONDS = 30.0
 """How long reading a dead-letter topic to its end may take before giving up on the rest."""
 

@@ -1,4 +1,4 @@
-"""Webhook settings of the local run (services/supervisor.py): a key to seal endpoint secrets,
+"""Webhook settings of the local run (services/local/supervisor.py): a key to seal endpoint secrets,
 made once and kept under `.run/secrets/` (mode 600) like the run's other generated secrets, and
 loopback receivers allowed, so that a receiver on 127.0.0.1 can be registered. Whatever the
 environment already sets wins."""

@@ -1,4 +1,5 @@
-"""`Orders`: the eventsourcing application holding every order and idempotency key."""
+"""The event store: `Orders`, the eventsourcing application holding every order and idempotency
+key in PostgreSQL, and `open_orders`, which opens it with its tables created if missing."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresRecorder
 
 from domain.idempotency import IdempotencyKey
 from domain.order import Order
+from services import advisory_locks
 from services.pg import harden_datastore
 from services.settings import Settings
 
@@ -116,15 +118,12 @@ def orders_env(settings: Settings, **extra: str) -> dict[str, str]:
     return {**settings.postgres_env(), "CREATE_TABLE": "y", **extra}
 
 
-SCHEMA_LOCK_KEY = 7_031_000
-
-
 @contextmanager
 def schema_lock(settings: Settings) -> Iterator[None]:
     """Hold while creating tables. Processes that start together and all create the same tables
     would otherwise collide in PostgreSQL's catalog ("tuple concurrently updated")."""
     with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (advisory_locks.EVENT_STORE_SCHEMA,))
         yield
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from services.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "docs" / "benchmarks.md"
 HEADER = (
     "# Benchmarks\n\n"

@@ -20,7 +20,7 @@ from domain.order import Order
 from domain.views import OrderView
 from services import kafka
 from services.contracts import event_data
-from services.engine.app import open_orders
+from services.engine.event_store import open_orders
 from services.relay.relay import envelope_of
 from services.settings import Settings
 

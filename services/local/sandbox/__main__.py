@@ -1,4 +1,4 @@
-"""`python -m services.sandbox provider|bank|chain [--port N]`: one sandbox on 127.0.0.1.
+"""`python -m services.local.sandbox provider|bank|chain [--port N]`: one sandbox on 127.0.0.1.
 
 Database settings come from the `OTC_` environment (`services.settings.Settings`). Default ports
 8101 (provider), 8102 (bank) and 8103 (chain) match the default adapter URLs.
@@ -12,15 +12,15 @@ from decimal import Decimal
 
 from fastapi import FastAPI
 
-from services.sandbox import bank, chain, provider
-from services.sandbox.server import run
+from services.local.sandbox import bank, chain, provider
+from services.local.sandbox.server import run
 from services.settings import Settings
 
 DEFAULT_PORTS = {"provider": 8101, "bank": 8102, "chain": 8103}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m services.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m services.local.sandbox", description=__doc__)
     parser.add_argument("sandbox", choices=sorted(DEFAULT_PORTS))
     parser.add_argument("--port", type=int, help="default: provider 8101, bank 8102, chain 8103")
     pricing = parser.add_argument_group("provider")

@@ -1,4 +1,7 @@
-"""`otc`: the operators' command line. Every sub-command prints JSON (or figures, for bench)."""
+"""`otc`: the operators' command line. Every sub-command prints JSON (or figures, for bench).
+
+One module per sub-command group: `otc audit` is services/cli/audit.py, `otc keys`
+services/cli/keys.py, and so on; this module puts them under one root."""
 
 from __future__ import annotations
 
@@ -6,23 +9,21 @@ import json
 
 import typer
 
-from services.audit_cli import audit_app
-from services.auth.cli import keys_app
-from services.bench import bench_app
-from services.check_cli import check_app
-from services.command_cli import command_app
-from services.demo import demo_app
-from services.dlq_cli import dlq_app
-from services.projector.rebuild import projections_app
-from services.resources.cli import resources_app
+from services.cli.audit import audit_app
+from services.cli.bench import bench_app
+from services.cli.check import check_app
+from services.cli.command import command_app
+from services.cli.demo import demo_app
+from services.cli.dlq import dlq_app
+from services.cli.keys import keys_app
+from services.cli.projections import projections_app
+from services.cli.resources import resources_app
+from services.cli.webhooks import webhooks_app
 from services.settings import Settings
-from services.webhooks.bench import webhooks_command
-from services.webhooks.cli import webhooks_app
 
 app = typer.Typer(no_args_is_help=True, help="OTC order engine: operator commands.")
 app.add_typer(resources_app, name="resources")
 app.add_typer(bench_app, name="bench")
-bench_app.command("webhooks")(webhooks_command)
 app.add_typer(command_app, name="command")
 app.add_typer(check_app, name="check")
 app.add_typer(audit_app, name="audit")

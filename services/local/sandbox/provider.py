@@ -15,7 +15,7 @@ Routes (bodies camelCase, amounts decimal strings, times ISO 8601 UTC):
 
 A quote: `{id, created, validUntil, source{amount,currency}, target{amount,currency},
 fee{amount,currency}, conversionRate{amount, sourceCurrency, targetCurrency}, state, completed?}`.
-Pricing and rounding: `services.sandbox.pricing`. Errors are `{"code", "message", ...}`: 400
+Pricing and rounding: `services.local.sandbox.pricing`. Errors are `{"code", "message", ...}`: 400
 `VALIDATION_ERROR`, `UNSUPPORTED_CURRENCY`, `SAME_CURRENCY`, `AMOUNT_CURRENCY_MISMATCH`,
 `INVALID_AMOUNT`, `AMOUNT_TOO_SMALL`, `INVALID_IDEMPOTENCY_KEY`; 401 `UNAUTHENTICATED`; 403
 `INSUFFICIENT_SCOPE`; 404 `CURRENCY_EXCHANGE_QUOTE_NOT_FOUND`; 409
@@ -35,7 +35,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import Field
 
-from services.sandbox.common import (
+from services.local.sandbox.common import (
     CamelModel,
     Connection,
     Database,
@@ -46,7 +46,7 @@ from services.sandbox.common import (
     timestamp,
     utc_now,
 )
-from services.sandbox.pricing import (
+from services.local.sandbox.pricing import (
     DEFAULT_CURRENCIES,
     CurrencySpec,
     FeePolicy,

@@ -23,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
+from services import advisory_locks
 from services.http_errors import ErrorGuard
+from services.local.sandbox.faults import FaultInjector, install_faults
 from services.pg import pool_options, register_pool
 from services.resilience import Backoff, Dependency, Outages, is_outage
-from services.sandbox.faults import FaultInjector, install_faults
 from services.settings import Settings
 from services.vitals import vitals_running
 
@@ -199,7 +200,7 @@ class Database:
         await self._pool.open(wait=True, timeout=self.settings.pg_connect_timeout_seconds)
         register_pool(self._pool)
         async with self.transaction() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
+            await conn.execute(advisory_locks.SANDBOX_SCHEMA, (self.schema,))
             for statement in self._ddl:
                 await conn.execute(statement)
 

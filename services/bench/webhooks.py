@@ -1,7 +1,7 @@
 """`otc bench webhooks`: deliveries/s from the webhook sender to a fast local receiver.
 
 It makes a database of its own on the running stack, starts a local receiver as a subprocess
-(`python -m services.webhooks.receiver`, answering 204 at once), registers endpoints for it,
+(`python -m services.local.webhook_receiver`, answering 204 at once), registers endpoints for it,
 records order events in batches as the dispatcher does (one delivery per endpoint each, many
 orders with several versions, so the per-order ordering rule is in play), then lets the real
 sender (PostgreSQL claims, signing, HTTP over keep-alive connections, outcomes recorded) deliver
@@ -12,7 +12,6 @@ Nothing here is a test; it only prints figures.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -26,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
-from services.bench import percentile, scratch_database
+from services.bench.tools import percentile, scratch_database
 from services.settings import Settings
 from services.webhooks.endpoints import WebhookEndpoints
 from services.webhooks.model import Claim, Outcome, WebhookEvent
@@ -50,7 +49,7 @@ def free_port() -> int:
 def receiver_process(port: int) -> Iterator[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(  # noqa: S603 - our own module, fixed interpreter
-        [sys.executable, "-m", "services.webhooks.receiver", "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "services.local.webhook_receiver", "--port", str(port), "--quiet"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
@@ -131,7 +130,7 @@ def events_of(customer: uuid.UUID, orders: int, versions: int) -> list[WebhookEv
     ]
 
 
-async def bench(  # noqa: PLR0913 - the benchmark's knobs
+async def bench_webhooks(  # noqa: PLR0913 - the benchmark's knobs
     settings: Settings,
     *,
     deliveries: int,
@@ -198,23 +197,3 @@ async def bench(  # noqa: PLR0913 - the benchmark's knobs
         f"  p99 {percentile(store.spans, 0.99) * 1000:.1f} ms"
     )
     typer.echo(f"  failed attempts     {len(attempts) - recorded}")
-
-
-def webhooks_command(
-    deliveries: int = typer.Option(20_000, help="deliveries to make and send"),
-    endpoints: int = typer.Option(8, help="endpoints on the receiver (each gets every event)"),
-    versions: int = typer.Option(5, help="events per order (sent in version order)"),
-    in_flight: int = typer.Option(64, help="attempts at once, overall"),
-    per_endpoint: int = typer.Option(8, help="attempts at once, per endpoint"),
-) -> None:
-    """Deliveries/s and latency of the webhook sender to a fast local receiver."""
-    asyncio.run(
-        bench(
-            Settings(),
-            deliveries=deliveries,
-            endpoints=endpoints,
-            versions=versions,
-            in_flight=in_flight,
-            per_endpoint=per_endpoint,
-        )
-    )

@@ -1,5 +1,5 @@
 """A webhook receiver on loopback, for trying webhooks locally, for tests and for the benchmark:
-`python -m services.webhooks.receiver --port 8610 --secret whsec_...`.
+`python -m services.local.webhook_receiver --port 8610 --secret whsec_...`.
 
 It answers every POST with a status of its choice (204 by default), verifies the signature
 when it knows the secret, and prints one JSON line per webhook. It is a minimal HTTP/1.1 server
@@ -138,7 +138,7 @@ async def serve(receiver: LocalReceiver) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.webhooks.receiver")
+    parser = argparse.ArgumentParser(prog="python -m services.local.webhook_receiver")
     parser.add_argument("--port", type=int, default=8610)
     parser.add_argument("--status", type=int, default=204, help="what to answer")
     parser.add_argument("--secret", action="append", default=[], help="whsec_... to verify with")

@@ -36,7 +36,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.sandbox.common import (
+from services import advisory_locks
+from services.local.sandbox.common import (
     REFERENCE_PATTERN,
     REFUSAL_STATUS,
     CamelModel,
@@ -186,8 +187,8 @@ class Chain:
             await self._open_wallet(conn, network, canonical.to_address)
         async with self._db.transaction() as conn:
             await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('sandbox_chain.transfers'), hashtext(%s))",
-                (canonical.reference,),
+                advisory_locks.SANDBOX_TRANSFER,
+                (advisory_locks.CHAIN_TRANSFERS, canonical.reference),
             )
             existing = await self._replay(conn, canonical)
             if existing is not None:

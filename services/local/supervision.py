@@ -1,4 +1,4 @@
-"""Keeping a set of child processes running: the machinery of `services.supervisor`.
+"""Keeping a set of child processes running: the machinery of `services.local.supervisor`.
 
 A child that exits is started again after a delay that doubles with each failure in a row, with
 jitter, up to a cap (`RestartPolicy`). A child that stayed up for a healthy while (a minute by
@@ -29,14 +29,17 @@ from typing import Any, Protocol
 
 from services.vitals import read_heartbeat
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / ".run"
+"""The local run's state, logs and generated secrets (ignored by git)."""
+SECRETS = RUN / "secrets"
 
 
 @dataclass
 class Places:
     """Where the supervisor keeps its state: by default under `.run/`."""
 
-    root: Path = ROOT / ".run"
+    root: Path = RUN
 
     @property
     def logs(self) -> Path:
@@ -353,6 +356,6 @@ def supervisor_pid(places: Places) -> int | None:
     if pid <= 0 or not cmdline.exists():
         return None
     with contextlib.suppress(OSError):
-        if b"services.supervisor" in cmdline.read_bytes():
+        if b"services.local.supervisor" in cmdline.read_bytes():
             return pid
     return None

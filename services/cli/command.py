@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
@@ -24,7 +23,8 @@ from domain.order import Side
 from services.auth.keys import ApiKeyStore
 from services.auth.principal import OperatorIdentity
 from services.command_client import CommandClient, CommandTimeoutError
-from services.engine.app import open_orders
+from services.commanding import new_command
+from services.engine.event_store import open_orders
 from services.settings import Settings
 
 command_app = typer.Typer(no_args_is_help=True, help="Publish a command and print the reply.")
@@ -53,19 +53,37 @@ def _send(command: c.Command, timeout: float) -> None:
     raise typer.Exit(0 if reply["ok"] else 1)
 
 
-def _common(order_id: UUID, customer_id: UUID, actor: ActorRef, key: UUID | None) -> dict[str, Any]:
-    return {
-        "command_id": uuid.uuid4(),
-        "order_id": order_id,
-        "customer_id": customer_id,
-        "actor": actor,
-        "idempotency_key": key,
-        "issued_at": datetime.now(UTC),
-    }
+C = TypeVar("C", bound=c.Command)
 
 
-def _customer(customer_id: UUID) -> ActorRef:
-    return ActorRef.customer(customer_id)
+def _as_customer(
+    cls: type[C],
+    order_id: UUID,
+    customer_id: UUID,
+    key: UUID | None,
+    **fields: Any,  # noqa: ANN401 - the command's own fields, checked by its model
+) -> C:
+    """A command of the customer on their own order."""
+    return new_command(
+        cls,
+        order_id=order_id,
+        customer_id=customer_id,
+        actor=ActorRef.customer(customer_id),
+        idempotency_key=key,
+        **fields,
+    )
+
+
+def _as_operator(
+    cls: type[C],
+    order_id: UUID,
+    actor: ActorRef,
+    **fields: Any,  # noqa: ANN401 - the command's own fields, checked by its model
+) -> C:
+    """A command of an operator on an order, on behalf of the customer who owns it."""
+    return new_command(
+        cls, order_id=order_id, customer_id=_owner_of(order_id), actor=actor, **fields
+    )
 
 
 def _operator(operator_id: UUID) -> ActorRef:
@@ -116,8 +134,11 @@ def quote(
 ) -> None:
     """RequestQuote: a new quoted order."""
     _send(
-        c.RequestQuote(
-            **_common(order or uuid.uuid4(), customer, _customer(customer), key),
+        _as_customer(
+            c.RequestQuote,
+            order or uuid.uuid4(),
+            customer,
+            key,
             side=side,
             source_id=source,
             destination_id=destination,
@@ -138,10 +159,8 @@ def confirm(
 ) -> None:
     """ConfirmQuote: the quote becomes an order."""
     _send(
-        c.ConfirmQuote(
-            **_common(order, customer, _customer(customer), key),
-            side=side,
-            max_slippage_bps=max_slippage_bps,
+        _as_customer(
+            c.ConfirmQuote, order, customer, key, side=side, max_slippage_bps=max_slippage_bps
         ),
         timeout,
     )
@@ -155,7 +174,7 @@ def cancel(
     timeout: Timeout = 10.0,
 ) -> None:
     """CancelOrder: only a quoted or requoted order."""
-    _send(c.CancelOrder(**_common(order, customer, _customer(customer), key)), timeout)
+    _send(_as_customer(c.CancelOrder, order, customer, key), timeout)
 
 
 @command_app.command("requote")
@@ -166,7 +185,7 @@ def requote(
     timeout: Timeout = 10.0,
 ) -> None:
     """Requote: a fresh rate and expiry."""
-    _send(c.Requote(**_common(order, customer, _customer(customer), key)), timeout)
+    _send(_as_customer(c.Requote, order, customer, key), timeout)
 
 
 @command_app.command("approve")
@@ -184,11 +203,8 @@ def approve(
     """ApproveOrder: set the final rate (within the collar of the live rate) and release."""
     actor = _operator(operator)
     final = None if rate is None else _amount(rate)
-    command = c.ApproveOrder(
-        **_common(order, _owner_of(order), actor, None),
-        rate=final,
-        override=override,
-        reason=reason,
+    command = _as_operator(
+        c.ApproveOrder, order, actor, rate=final, override=override, reason=reason
     )
     _send(command, timeout)
 
@@ -202,19 +218,16 @@ def reject(
     timeout: Timeout = 10.0,
 ) -> None:
     """RejectOrder: a buy is refunded; a sell moved nothing."""
-    actor = _operator(operator)
-    _send(c.RejectOrder(**_common(order, _owner_of(order), actor, None), reason=reason), timeout)
+    _send(_as_operator(c.RejectOrder, order, _operator(operator), reason=reason), timeout)
 
 
 @command_app.command("retry-payout")
 def retry_payout(order: UUID, operator: Operator, timeout: Timeout = 10.0) -> None:
     """RetryPayout: try a refused payout again (a new attempt)."""
-    actor = _operator(operator)
-    _send(c.RetryPayout(**_common(order, _owner_of(order), actor, None)), timeout)
+    _send(_as_operator(c.RetryPayout, order, _operator(operator)), timeout)
 
 
 @command_app.command("retry-refund")
 def retry_refund(order: UUID, operator: Operator, timeout: Timeout = 10.0) -> None:
     """RetryRefund: try a refused refund again (a new attempt)."""
-    actor = _operator(operator)
-    _send(c.RetryRefund(**_common(order, _owner_of(order), actor, None)), timeout)
+    _send(_as_operator(c.RetryRefund, order, _operator(operator)), timeout)

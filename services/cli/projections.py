@@ -28,7 +28,7 @@ from rich.progress import (
 )
 
 from projections.order_list import OrderListProjection, OrderListView
-from services.engine.app import Orders, open_orders
+from services.engine.event_store import Orders, open_orders
 from services.projector import open_order_list, take_writer_lock
 from services.settings import Settings
 

@@ -1,11 +1,12 @@
-"""Runs the whole system on the local stack: `python -m services.supervisor` (deploy/local/run).
+"""Runs the whole system on the local stack: `python -m services.local.supervisor`
+(deploy/local/run).
 
-It starts the sandboxes, sets up what the system needs to move money (the provider token, the
-treasury's EUR account and USDC wallets, funded), then the engine(s), relay, expiry sweeper,
-projector, the treasury workers and the gateway, each a subprocess with its log under
-`.run/logs/` and, if it uses Kafka, its own Kafka principal (services/kafka_acls.py; passwords
-from `.run/secrets/kafka/`). It prints what runs where, restarts a process that dies
-(`services.supervision`: capped backoff, never giving up), and on Ctrl-C or SIGTERM
+It starts the sandboxes, sets up what the system needs to move money (services/local/money.py:
+the provider token, the treasury's EUR account and USDC wallets, funded), then the engine(s),
+relay, expiry sweeper, projector, the treasury workers, the webhook dispatcher and the gateway
+(services/local/children.py), each a subprocess with its log under `.run/logs/` and, if it uses
+Kafka, its own Kafka principal. It prints what runs where, restarts a process that dies
+(`services.local.supervision`: capped backoff, never giving up), and on Ctrl-C or SIGTERM
 (`deploy/local/down`) stops them all.
 With `--detach` the supervisor itself runs in the background, so a detached system is supervised
 too; `deploy/local/down` finds it by its pid file.
@@ -17,177 +18,35 @@ import argparse
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from services.demo import DemoData, demo_once
-from services.engine.app import open_orders
-from services.kafka_acls import Principal, password_file
-from services.resources.port import Network
-from services.resources.store import PostgresResourceDirectory
+from services.engine.event_store import open_orders
+from services.local.children import core, gateway, sandboxes
+from services.local.demo import DemoData, demo_once
+from services.local.money import provider_token, set_up_money
+from services.local.supervision import (
+    ROOT,
+    SECRETS,
+    Child,
+    Places,
+    RestartPolicy,
+    Supervisor,
+    supervisor_pid,
+)
+from services.local.webhook_settings import local_webhook_env
 from services.settings import Settings
-from services.supervision import ROOT, Child, Places, RestartPolicy, Supervisor, supervisor_pid
-from services.webhooks.local import local_webhook_env
-
-RUN = ROOT / ".run"
-SECRETS = RUN / "secrets"
-KAFKA_CREDENTIALS = ("OTC_KAFKA_USERNAME", "OTC_KAFKA_PASSWORD")
-
-PROVIDER_SCOPES = [
-    "partner.currency-exchange-quote.create",
-    "partner.currency-exchange-quote.read",
-    "partner.currency-exchange.create",
-]
-TREASURY_EUR = Decimal("10000000.00")
-TREASURY_USDC = Decimal("10000000.000000")
-TREASURY_ADDRESSES = {
-    Network.ETHEREUM: "0x" + "7e" * 20,
-    Network.POLYGON: "0x" + "70" * 20,
-    Network.SOLANA: "TreasuryUsdcSo1ana1111111111111111111111111",
-}
-
-
-@dataclass(frozen=True)
-class AsPrincipal:
-    """A child's environment: the supervisor's, with the Kafka credentials of `principal` in
-    place of any others (read when it starts); a process that does not use Kafka gets none."""
-
-    principal: Principal | None
-
-    def __call__(self, env: dict[str, str]) -> dict[str, str]:
-        env = {name: value for name, value in env.items() if name not in KAFKA_CREDENTIALS}
-        if self.principal is None:
-            return env
-        path = password_file(RUN, self.principal)
-        if not path.exists():
-            raise SystemExit(
-                f"no Kafka password for {self.principal} in {path.parent}; run deploy/local/up"
-            )
-        username, password = KAFKA_CREDENTIALS
-        return {**env, username: str(self.principal), password: path.read_text().strip()}
-
-
-def sandboxes(settings: Settings) -> list[Child]:
-    return [
-        Child(
-            name,
-            ["-m", "services.sandbox", name, "--port", str(httpx.URL(url).port)],
-            address=url,
-            health_url=f"{url}/health",
-            environ=AsPrincipal(None),
-        )
-        for name, url in (
-            ("provider", settings.provider_url),
-            ("bank", settings.bank_url),
-            ("chain", settings.chain_url),
-        )
-    ]
-
-
-def instances(kind: str, count: int, **fields: Any) -> list[Child]:  # noqa: ANN401 - Child's
-    """`count` children of one kind: `engine` alone, or `engine-1`, `engine-2`, ..."""
-    names = [kind] if count == 1 else [f"{kind}-{n}" for n in range(1, count + 1)]
-    return [Child(name, kind=kind, heartbeat=True, **fields) for name in names]
-
-
-def core(settings: Settings) -> list[Child]:
-    """The engine and workers (as many of each as the settings ask: they share their consumer
-    group's partitions), and one relay, sweeper and projector (each holds a lock: a second
-    would only wait)."""
-    return [
-        *instances(
-            "engine",
-            settings.engine_instances,
-            argv=["-m", "services.engine"],
-            environ=AsPrincipal(Principal.ENGINE),
-            address=f"{settings.commands_topic} -> {settings.replies_topic}",
-            ready_text="engine: consuming",
-        ),
-        *instances(
-            "relay",
-            1,
-            argv=["-m", "services.relay"],
-            environ=AsPrincipal(Principal.RELAY),
-            address=f"event store -> {settings.events_topic}",
-            ready_text="relay: publishing",
-        ),
-        *instances(
-            "sweeper",
-            1,
-            argv=["-m", "services.sweeper"],
-            environ=AsPrincipal(Principal.SWEEPER),
-            address=f"expired quotes -> {settings.commands_topic}",
-            ready_text="sweeper: expiring",
-        ),
-        *instances(
-            "eur-treasury",
-            settings.eur_treasury_instances,
-            argv=["-m", "services.workers", "eur-treasury"],
-            environ=AsPrincipal(Principal.EUR_TREASURY),
-            address=f"{settings.events_topic} -> bank",
-            ready_text="eur-treasury: consuming",
-        ),
-        *instances(
-            "projector",
-            1,
-            argv=["-m", "services.projector"],
-            environ=AsPrincipal(None),
-            address="event store -> order_list",
-            ready_text="projector: following",
-        ),
-        *instances(
-            "usdc-chain",
-            settings.usdc_chain_instances,
-            argv=["-m", "services.workers", "usdc-chain"],
-            environ=AsPrincipal(Principal.USDC_CHAIN),
-            address=f"{settings.events_topic} -> chain",
-            ready_text="usdc-chain: consuming",
-        ),
-        *instances(
-            "webhooks",
-            1,
-            argv=["-m", "services.webhooks"],
-            environ=AsPrincipal(Principal.WEBHOOKS),
-            address=f"{settings.events_topic} -> webhook endpoints",
-            ready_text="webhooks: consuming",
-        ),
-    ]
-
-
-def gateway(settings: Settings) -> Child:
-    url = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    return Child(
-        "gateway",
-        ["-m", "services.gateway"],
-        address=url,
-        health_url=f"{url}/health",
-        environ=AsPrincipal(Principal.GATEWAY),
-    )
 
 
 def create_event_store(settings: Settings) -> None:
     """The event store's tables, made once before the processes that all use them start."""
     open_orders(settings).close()
-
-
-def provider_token() -> str:
-    """A token for the provider sandbox, made once and kept under .run/secrets (mode 600)."""
-    path = SECRETS / "provider-token"
-    if not path.exists():
-        SECRETS.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 async def wait_ready(
@@ -211,54 +70,6 @@ async def wait_ready(
                 return
             await asyncio.sleep(0.2)
     raise SystemExit(f"{child.name} not ready after {timeout:.0f}s; see {log_path}")
-
-
-async def set_up_money(settings: Settings, token: str) -> None:
-    """The provider token and a funded treasury. Every step is idempotent."""
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        response = await client.post(
-            f"{settings.provider_url}/admin/tokens",
-            json={"token": token, "scopes": PROVIDER_SCOPES},
-        )
-        if response.status_code not in {httpx.codes.CREATED, httpx.codes.OK, httpx.codes.CONFLICT}:
-            raise SystemExit(f"provider: could not register the token ({response.status_code})")
-        async with PostgresResourceDirectory(settings) as resources:
-            await resources.create_schema()
-            account = await resources.treasury_account()
-            if account is None:
-                record = await resources.create_account(
-                    None,
-                    name="Treasury EUR",
-                    iban="DE02100100100006820101",
-                    treasury=True,
-                )
-                account = record.account
-            await fund(
-                client,
-                f"{settings.bank_url}/admin/accounts/{account.id}/fund",
-                TREASURY_EUR,
-                "treasury-eur",
-            )
-            for network, address in TREASURY_ADDRESSES.items():
-                wallet = await resources.treasury_wallet(network)
-                if wallet is None:
-                    wallet = await resources.create_wallet(
-                        None,
-                        label=f"Treasury {network}",
-                        network=network,
-                        usdc_address=address,
-                        treasury=True,
-                    )
-                url = f"{settings.chain_url}/admin/wallets/{network}/{wallet.usdc_address}/fund"
-                await fund(client, url, TREASURY_USDC, f"treasury-usdc-{network}")
-
-
-async def fund(client: httpx.AsyncClient, url: str, amount: Decimal, reference: str) -> None:
-    response = await client.post(url, json={"amount": str(amount), "reference": reference})
-    if response.status_code >= httpx.codes.BAD_REQUEST:
-        raise SystemExit(
-            f"funding {reference} failed: {response.status_code} {response.text[:200]}"
-        )
 
 
 async def start_group(supervisor: Supervisor, group: list[Child]) -> None:
@@ -386,7 +197,7 @@ def detach(args: list[str], places: Places, timeout: float = 300.0) -> int:
     offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         daemon = subprocess.Popen(  # noqa: S603 - our own module, fixed interpreter
-            [sys.executable, "-m", "services.supervisor", *args, "--daemon"],
+            [sys.executable, "-m", "services.local.supervisor", *args, "--daemon"],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -442,7 +253,9 @@ def print_demo(settings: Settings, data: DemoData) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.supervisor", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m services.local.supervisor", description=__doc__
+    )
     parser.add_argument(
         "--detach", action="store_true", help="run the supervisor in the background, then return"
     )

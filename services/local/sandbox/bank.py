@@ -35,7 +35,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.sandbox.common import (
+from services import advisory_locks
+from services.local.sandbox.common import (
     REFERENCE_PATTERN,
     REFUSAL_STATUS,
     CamelModel,
@@ -115,8 +116,8 @@ class Bank:
             raise SandboxError(400, "SAME_ACCOUNT", "fromAccount and toAccount must differ")
         async with self._db.transaction() as conn:
             await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('sandbox_bank.transfers'), hashtext(%s))",
-                (request.reference,),
+                advisory_locks.SANDBOX_TRANSFER,
+                (advisory_locks.BANK_TRANSFERS, request.reference),
             )
             existing = await self._replay(conn, request, amount)
             if existing is not None:

@@ -15,7 +15,7 @@ import typer
 
 from services.auth.keys import ApiKeyError, ApiKeyRecord, ApiKeyStore
 from services.auth.principal import Scope
-from services.store_cli import run_on_store
+from services.cli.on_store import run_on_store
 
 keys_app = typer.Typer(
     no_args_is_help=True,

@@ -1,0 +1,78 @@
+"""`otc bench engine|api|webhooks`: the benchmarks of services/bench/, which print figures."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from services.bench.api import bench_api
+from services.bench.engine import bench_engine
+from services.bench.report import write_section
+from services.bench.webhooks import bench_webhooks
+from services.settings import Settings
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
+
+
+@bench_app.command("engine")
+def engine_command(
+    *,
+    orders: int = typer.Option(2_000, help="order lifecycles through the engine (5 commands each)"),
+    concurrency: int = typer.Option(50, help="orders in flight at once, engine and naive alike"),
+    naive_orders: int = typer.Option(600, help="order lifecycles for the naive peer"),
+    all_at_once: Annotated[
+        bool,
+        typer.Option(
+            "--all-at-once",
+            help="publish each order's five commands together without awaiting replies",
+        ),
+    ] = False,
+    record: Annotated[
+        bool, typer.Option("--record", help="also write the figures into docs/benchmarks.md")
+    ] = False,
+) -> None:
+    """Commands/s and per-command latency of the engine against the naive peer, at the same
+    concurrency, on the system's real pattern; then the engine's latency at half its rate."""
+    settings = Settings()
+    figures = asyncio.run(
+        bench_engine(settings, orders, concurrency, naive_orders, together=all_at_once)
+    )
+    for line in figures.lines():
+        typer.echo(line)
+    if record:
+        command = f"otc bench engine --concurrency {concurrency} --orders {orders}" + (
+            " --all-at-once" if all_at_once else ""
+        )
+        write_section("engine", command, figures.lines(), settings)
+
+
+@bench_app.command("api")
+def api_command(
+    orders: int = typer.Option(300, help="complete order lifecycles"),
+    concurrency: int = typer.Option(30, help="lifecycles in flight at once"),
+) -> None:
+    """Orders/s, quote and confirm latency, projection lag, through the running REST API."""
+    asyncio.run(bench_api(Settings(), orders, concurrency))
+
+
+@bench_app.command("webhooks")
+def webhooks_command(
+    deliveries: int = typer.Option(20_000, help="deliveries to make and send"),
+    endpoints: int = typer.Option(8, help="endpoints on the receiver (each gets every event)"),
+    versions: int = typer.Option(5, help="events per order (sent in version order)"),
+    in_flight: int = typer.Option(64, help="attempts at once, overall"),
+    per_endpoint: int = typer.Option(8, help="attempts at once, per endpoint"),
+) -> None:
+    """Deliveries/s and latency of the webhook sender to a fast local receiver."""
+    asyncio.run(
+        bench_webhooks(
+            Settings(),
+            deliveries=deliveries,
+            endpoints=endpoints,
+            versions=versions,
+            in_flight=in_flight,
+            per_endpoint=per_endpoint,
+        )
+    )

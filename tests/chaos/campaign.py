@@ -41,7 +41,7 @@ import psycopg
 from pydantic import SecretStr
 
 from domain.errors import ErrorCode
-from domain.order import FINAL, Order
+from domain.order import FINAL, Order, Status
 from services.cli.audit import republish_range
 from services.cli.check import conservation, reconcile_report
 from services.engine.event_store import open_orders
@@ -74,7 +74,15 @@ ONCE_ONLY = (
     "PaidOut",
     "Cancelled",
 )
-EXPECTED = {"approve": "completed", "reject": "rejected", "cancel": "cancelled"}
+EXPECTED = {
+    "approve": {"completed"},
+    "reject": {"rejected"},
+    # A cancel an outage held up past the quote's expiry finds the order expired (409
+    # NOT_CANCELLABLE): what the customer wanted, nothing moved, nothing will.
+    "cancel": {"cancelled", "expired"},
+}
+SETTLED = frozenset({*(status.value for status in FINAL), Status.EXPIRED.value})
+"""Where an order of the campaign rests: a final status, or a quote that lapsed."""
 EVENT_OF_STEP = {
     "quote": "Quoted",
     "confirm": "Confirmed",
@@ -116,6 +124,8 @@ class Tally:
     server_errors: list[tuple[float, str, int]] = field(default_factory=list)
     failed_clients: list[str] = field(default_factory=list)
     requotes: int = 0
+    lapsed_cancels: int = 0
+    """Cancels refused NOT_CANCELLABLE because an outage held them up until the quote expired."""
     """Confirms refused QUOTE_EXPIRED (the quote outlived by an outage), requoted and resent."""
 
 
@@ -211,6 +221,9 @@ async def one_order(
             customer.write_key,
             idempotency=str(uuid.uuid4()),
         )
+        if lapsed(cancelled):
+            tally.lapsed_cancels += 1
+            return
         answered(cancelled)
         steps.add("cancel")
         return
@@ -251,6 +264,12 @@ async def one_order(
 def expired(response: httpx.Response) -> bool:
     return response.status_code == HTTPStatus.BAD_REQUEST and (
         response.json().get("code") == ErrorCode.QUOTE_EXPIRED
+    )
+
+
+def lapsed(response: httpx.Response) -> bool:
+    return response.status_code == HTTPStatus.CONFLICT and (
+        response.json().get("code") == ErrorCode.NOT_CANCELLABLE
     )
 
 
@@ -437,12 +456,11 @@ def verdict(  # noqa: PLR0913 - everything the table says
     )
     # An order no client ever heard of: a quote request applied twice under one key.
     duplicated += sorted(set(stored) - set(tally.intents))
-    final = {status.value for status in FINAL}
-    stuck = sorted(order_id for order_id, status in statuses.items() if status not in final)
+    stuck = sorted(order_id for order_id, status in statuses.items() if status not in SETTLED)
     wrong = sorted(
         order_id
         for order_id, status in statuses.items()
-        if status in final and status != EXPECTED[tally.intents[order_id]]
+        if status in SETTLED and status not in EXPECTED[tally.intents[order_id]]
     )
     errors = [e for e in tally.server_errors if not faults.during_outage(e[0])]
     mismatches = reconciliation["mismatches"]
@@ -466,6 +484,7 @@ def verdict(  # noqa: PLR0913 - everything the table says
         ("5xx outside outages", f"{len(errors)}" + (f" {errors[:3]}" if errors else "")),
         ("5xx during outages", str(len(tally.server_errors) - len(errors))),
         ("quotes outlived by an outage, requoted", str(tally.requotes)),
+        ("cancels that found the quote expired", str(tally.lapsed_cancels)),
         (
             "clients that gave up",
             str(len(tally.failed_clients))
@@ -615,8 +634,7 @@ async def run_campaign(campaign: Campaign, base: Settings, root: Path) -> Verdic
 
 
 async def settle(settings: Settings, order_ids: list[str], timeout: float) -> dict[str, str]:  # noqa: ASYNC109
-    """Each order's status in the event store once every one is final (or when time is up)."""
-    final = {status.value for status in FINAL}
+    """Each order's status in the event store once every one is settled (or when time is up)."""
     orders = await asyncio.to_thread(open_orders, settings)
     try:
         deadline = time.monotonic() + timeout
@@ -625,7 +643,7 @@ async def settle(settings: Settings, order_ids: list[str], timeout: float) -> di
             statuses = {
                 str(i): order.status.value for i, order in found.items() if isinstance(order, Order)
             }
-            done = all(statuses.get(i) in final for i in order_ids)
+            done = all(statuses.get(i) in SETTLED for i in order_ids)
             if done or time.monotonic() > deadline:
                 return {i: statuses.get(i, "missing") for i in order_ids}
             await asyncio.sleep(1.0)

@@ -45,6 +45,7 @@ def test_a_healthy_campaign_passes() -> None:
         {"stored": {ORDER: Counter({**HEALTHY["stored"][ORDER], "PaidOut": 2})}},  # paid twice
         {"statuses": {ORDER: "payout_pending"}},  # stuck
         {"statuses": {ORDER: "rejected"}},  # not what was asked
+        {"statuses": {ORDER: "expired"}},  # an approved order may not simply lapse
         {
             "reconciliation": {
                 "mismatches": [{"reference": "x", "problem": "2 payouts held"}],
@@ -62,3 +63,15 @@ def test_an_order_no_client_heard_of_fails_the_campaign() -> None:
     stored = {**HEALTHY["stored"], "0b6c6f4e-5d7a-4b8e-9a51-2f0c8d6e4b22": Counter({"Quoted": 1})}
 
     assert judge(stored=stored)
+
+
+def test_a_cancel_that_found_its_quote_expired_is_what_the_customer_asked() -> None:
+    cancelled = Tally()
+    cancelled.acknowledged[ORDER] = {"quote"}
+    cancelled.intents[ORDER] = "cancel"
+
+    assert not judge(
+        tally=cancelled,
+        stored={ORDER: Counter({"Quoted": 1, "Expired": 1})},
+        statuses={ORDER: "expired"},
+    )

@@ -32,7 +32,7 @@ from services.contracts import ReplyEnvelope
 from services.gateway.auth import Operator, Writer
 from services.gateway.ports import Gateway, GatewayDep
 from services.gateway.problems import ApiError, problem_response
-from services.gateway.queries import any_row, owned_row
+from services.gateway.queries import owner_of
 
 IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
 READ_YOUR_WRITES_SECONDS = 2.0
@@ -164,7 +164,8 @@ class CustomerSender(Sender):
     async def order_envelope(self, order_id: UUID) -> dict[str, Any]:
         """On one of the customer's orders (404 for anyone else's)."""
         key = self.key()
-        await owned_row(self.gw, order_id, self.principal)
+        if await owner_of(self.gw, order_id) != self.principal.customer_id:
+            raise ApiError(ErrorCode.ORDER_NOT_FOUND, "order not found")
         return envelope_fields(order_id, self.principal.customer_id, self.actor(), key)
 
     def actor(self) -> ActorRef:
@@ -175,8 +176,10 @@ class OperatorSender(Sender):
     async def order_envelope(self, order_id: UUID) -> dict[str, Any]:
         """On any order (404 if there is none), by the named person behind the credentials."""
         key = self.key()
-        row = await any_row(self.gw, order_id)
-        return envelope_fields(order_id, row.customer_id, self.actor(), key)
+        owner = await owner_of(self.gw, order_id)
+        if owner is None:
+            raise ApiError(ErrorCode.ORDER_NOT_FOUND, "order not found")
+        return envelope_fields(order_id, owner, self.actor(), key)
 
     def actor(self) -> ActorRef:
         """The named person behind an operator key or token (never the platform's id)."""

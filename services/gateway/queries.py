@@ -39,11 +39,17 @@ async def owned_row(gw: Gateway, order_id: UUID, principal: Principal) -> OrderR
     return row
 
 
-async def any_row(gw: Gateway, order_id: UUID) -> OrderRow:
+async def owner_of(gw: Gateway, order_id: UUID) -> UUID | None:
+    """Whose order this is, for a command on it: from the order list, or, while the list is
+    behind the event store (a projector catching up after an outage), from the order's history,
+    the same truth the engine decides on. A command is never refused 404 for an order that
+    exists only because the list has not shown it yet."""
     row = await asyncio.to_thread(gw.read_model.get, order_id)
-    if row is None:
-        raise ApiError(ErrorCode.ORDER_NOT_FOUND, "order not found")
-    return row
+    if row is not None:
+        return row.customer_id
+    events = await gw.history(order_id)
+    owner = getattr(events[0], "customer_id", None) if events else None
+    return owner if isinstance(owner, UUID) else None
 
 
 async def eligible_accounts(gw: Gateway, principal: Principal) -> AccountList:

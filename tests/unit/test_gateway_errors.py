@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any, cast
 from uuid import UUID
 
@@ -259,3 +260,52 @@ async def test_a_malformed_idempotency_key_is_refused_before_the_order_is_looked
         response = await client.post(path.format(id=uuid.uuid4()), headers=BAD_KEY)
 
         assert problem_code(response) == (400, "IDEMPOTENCY_KEY_INVALID")
+
+
+class BehindReadModel:
+    """An order list that has not caught up with the event store (a projector after an outage)."""
+
+    def get(self, order_id: UUID) -> None:
+        del order_id
+
+
+def history_of(owner: UUID) -> Any:  # noqa: ANN401 - the gateway's history port
+    async def history(order_id: UUID) -> list[Any]:
+        del order_id
+        return [SimpleNamespace(customer_id=owner)]
+
+    return history
+
+
+@pytest.mark.parametrize(
+    ("path", "caller"),
+    [("/otc-exchanges/{id}/cancel", Caller()), ("/ops/otc-exchanges/{id}/retry-payout", Desk())],
+)
+async def test_a_command_on_an_order_the_order_list_has_not_shown_yet_is_sent(
+    path: str, caller: Caller
+) -> None:
+    """Not 404: the order is in the event store. The fake broker is away, so a sent command is
+    a 503; before, the order list's silence answered 404 and the client gave up on its order."""
+    gw = gateway(
+        auth=caller,
+        read_model=cast("OrderReadModel", BehindReadModel()),
+        history=history_of(CUSTOMER),
+    )
+    async for client in client_for(gw):
+        response = await client.post(path.format(id=uuid.uuid4()), headers=KEY)
+
+        assert problem_code(response) == (503, "SERVICE_UNAVAILABLE")
+
+
+@pytest.mark.parametrize("owner", [None, uuid.uuid4()])
+async def test_a_customer_s_command_on_an_order_that_is_not_theirs_or_none_is_404(
+    owner: UUID | None,
+) -> None:
+    gw = gateway(
+        read_model=cast("OrderReadModel", BehindReadModel()),
+        history=no_history if owner is None else history_of(owner),
+    )
+    async for client in client_for(gw):
+        response = await client.post(f"/otc-exchanges/{uuid.uuid4()}/cancel", headers=KEY)
+
+        assert problem_code(response) == (404, "ORDER_NOT_FOUND")

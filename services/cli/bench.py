@@ -45,7 +45,10 @@ def engine_command(
         command = f"otc bench engine --concurrency {concurrency} --orders {orders}" + (
             " --all-at-once" if all_at_once else ""
         )
-        write_section("engine", command, figures.lines(), settings)
+        # The bench runs its engine on the fake provider and chain (services/bench/engine.py).
+        write_section(
+            "engine", command, figures.lines(), settings.model_copy(update={"upstreams": "fake"})
+        )
 
 
 @bench_app.command("api")

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -25,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from services import kafka
 from services.pg import recheck_pools
-from services.resilience import Dependency, Outages, sleep_unless
+from services.resilience import Backoff, Dependency, Outages, ride_out, sleep_unless
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -231,3 +232,25 @@ async def vitals_running(
         with contextlib.suppress(Exception):
             await task
         await close()
+
+
+async def run_sessions(
+    settings: Settings,
+    name: str,
+    log: logging.Logger,
+    session: Callable[[asyncio.Event, Callable[[], None]], Awaitable[None]],
+) -> None:
+    """A process made of sessions (the relay, the sweeper): until SIGTERM or SIGINT, run
+    `session(stop, working)` again after a backoff delay each time PostgreSQL or Kafka takes it
+    down (`services.resilience.ride_out`), with heartbeats and probes running beside it."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    outages = Outages(process_name(settings, name), log)
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
+    async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
+        await ride_out(
+            lambda working: session(stop, working), outages=outages, backoff=backoff, stop=stop
+        )
+    log.info("%s: stopped", name)

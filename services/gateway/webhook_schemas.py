@@ -18,15 +18,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from services.gateway.schemas import Body
 from services.webhooks.events import ORDER_EVENT_TYPES
 from services.webhooks.model import Delivery, DeliveryStatus, Endpoint
 from services.webhooks.ssrf import MAX_URL_LENGTH
 
 MAX_DESCRIPTION = 500
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
 Url = Annotated[

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -26,9 +25,8 @@ from services.relay.relay import (
     hold_leadership,
     relay_forever,
 )
-from services.resilience import Backoff, Dependency, Outages, ride_out
 from services.settings import Settings
-from services.vitals import process_name, vitals_running
+from services.vitals import run_sessions
 
 log = logging.getLogger("otc.relay")
 
@@ -55,20 +53,9 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
 
 
 async def run(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    outages = Outages(process_name(settings, "relay"), log)
-    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
-    async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
-        await ride_out(
-            lambda working: session(settings, stop, working),
-            outages=outages,
-            backoff=backoff,
-            stop=stop,
-        )
-    log.info("relay: stopped")
+    await run_sessions(
+        settings, "relay", log, lambda stop, working: session(settings, stop, working)
+    )
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -22,10 +21,9 @@ from services.command_client import CommandClient
 from services.engine.event_store import Orders, open_orders
 from services.logs import configure_logging
 from services.relay.relay import hold_leadership
-from services.resilience import Backoff, Dependency, Outages, ride_out
 from services.settings import Settings
 from services.sweeper.sweeper import OpenQuotes, follow_log, sweep_forever
-from services.vitals import process_name, vitals_running
+from services.vitals import run_sessions
 
 log = logging.getLogger("otc.sweeper")
 
@@ -61,20 +59,9 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
 
 
 async def run(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    outages = Outages(process_name(settings, "sweeper"), log)
-    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
-    async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
-        await ride_out(
-            lambda working: session(settings, stop, working),
-            outages=outages,
-            backoff=backoff,
-            stop=stop,
-        )
-    log.info("sweeper: stopped")
+    await run_sessions(
+        settings, "sweeper", log, lambda stop, working: session(settings, stop, working)
+    )
 
 
 def main() -> None:

@@ -261,16 +261,19 @@ async def one_order(
     steps.add(intent)
 
 
+def refused(response: httpx.Response, status: HTTPStatus, code: ErrorCode) -> bool:
+    """The gateway answered this refusal (a client reacts to it rather than giving up)."""
+    return response.status_code == status and response.json().get("code") == code
+
+
 def expired(response: httpx.Response) -> bool:
-    return response.status_code == HTTPStatus.BAD_REQUEST and (
-        response.json().get("code") == ErrorCode.QUOTE_EXPIRED
-    )
+    """A confirm whose quote an outage outlived."""
+    return refused(response, HTTPStatus.BAD_REQUEST, ErrorCode.QUOTE_EXPIRED)
 
 
 def lapsed(response: httpx.Response) -> bool:
-    return response.status_code == HTTPStatus.CONFLICT and (
-        response.json().get("code") == ErrorCode.NOT_CANCELLABLE
-    )
+    """A cancel an outage held up until the quote expired."""
+    return refused(response, HTTPStatus.CONFLICT, ErrorCode.NOT_CANCELLABLE)
 
 
 def answered(response: httpx.Response) -> None:

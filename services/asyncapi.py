@@ -38,9 +38,10 @@ from domain.order import Order
 from domain.views import OrderView
 from services import kafka
 from services.adapters.fakes import FakeChain, FakeLedger, FakePricing, FakeWalletBalances
+from services.dead_letters import DeadLetter
 from services.engine import __main__ as engine
 from services.engine.event_store import Orders
-from services.engine.processor import CommandProcessor
+from services.engine.service import CommandProcessor
 from services.resilience import Outages
 from services.resources.fake import InMemoryResourceDirectory
 from services.settings import Settings
@@ -52,7 +53,7 @@ from services.webhooks.views import Wanted
 from services.workers import __main__ as workers
 from services.workers.movers import EurTreasury, Mover, UsdcChain
 from services.workers.parked import InMemoryParkedMovements
-from services.workers.treasury import DeadLetter, Publish, TreasuryWorker
+from services.workers.treasury import Publish, TreasuryWorker
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 VERSION = "1.0.0"

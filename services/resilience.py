@@ -17,9 +17,22 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import psycopg
+import psycopg_pool
 from aiokafka.errors import KafkaError
 from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import OperationalError as StoreOperationalError
+from eventsourcing.persistence import PersistenceError
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    PersistenceError,
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    KafkaError,
+    OSError,
+)
+"""What a consumer lets out of a batch so that the batch comes again: the platform failing, never
+the message itself (a message's own failure is retried a bounded number of times, then
+dead-lettered)."""
 
 
 class Dependency(StrEnum):
@@ -240,3 +253,16 @@ async def pause_before_redelivery(error: BaseException, outages: Outages, backof
     else:
         outages.failed(error)
     await asyncio.sleep(backoff.next_delay())
+
+
+async def consume_batch(work: Awaitable[object], outages: Outages, backoff: Backoff) -> None:
+    """A consumer's batch subscriber body: the batch's offsets are committed only if `work`
+    returns; an infrastructure failure pauses (`pause_before_redelivery`) and raises, so the
+    subscriber rewinds and the whole batch comes again, which idempotent handlers make harmless."""
+    try:
+        await work
+    except INFRASTRUCTURE_ERRORS as error:
+        await pause_before_redelivery(error, outages, backoff)
+        raise
+    backoff.reset()
+    outages.ok()

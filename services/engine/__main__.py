@@ -7,44 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream import FastStream
-from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.message import StreamMessage
-from faststream.middlewares import AckPolicy
+from faststream.kafka import KafkaBroker
 
 from domain.money import Currency
 from domain.order import ApprovalControls, SizeLimits
 from services import kafka
-from services.batches import record_values, records_of
-from services.contracts import DeadLetterBody, ReceivedCommand, ReplyEnvelope
+from services.contracts import DeadLetterBody, ReplyEnvelope
 from services.engine.event_store import open_orders
 from services.engine.handlers import Policy
-from services.engine.processor import CommandProcessor
-from services.engine.service import INFRASTRUCTURE_ERRORS, EngineService, Send
+from services.engine.service import CommandProcessor, EngineService, Send
 from services.logs import configure_logging
 from services.producers import RenewingProducer
-from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery
+from services.resilience import Backoff, Dependency, Outages
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_upstreams
 from services.vitals import process_name, vitals_running
 
 log = logging.getLogger("otc.engine")
-
-
-async def without_reply_to(
-    msg: object, original: Callable[[object], Awaitable[StreamMessage[Any]]]
-) -> StreamMessage[Any]:
-    """Our `reply_to` header names a client instance, not a topic. FastStream would publish the
-    handler's return value there on its own request/reply path: blank it, we reply ourselves."""
-    message = await original(msg)
-    message.reply_to = ""
-    return message
 
 
 def policy_of(settings: Settings) -> Policy:
@@ -82,7 +68,6 @@ def build(
     service = EngineService(
         processor, send, replies_topic=settings.replies_topic, dlq_topic=settings.dlq_topic
     )
-    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
     # Declared for the AsyncAPI document only: the engine sends through `send`, a producer that
     # renews itself when the broker refuses it for good (services/producers.py), which the
     # broker's own producer cannot, and that leaves a batch's replies in flight together.
@@ -100,34 +85,14 @@ def build(
         "bounded retries; their senders get an error reply.",
     )
 
-    @broker.subscriber(
+    service.subscribe(
+        broker,
         settings.commands_topic,
         group_id=settings.engine_group,
-        batch=True,
         max_records=settings.engine_batch_size,
-        batch_timeout_ms=20,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        parser=without_reply_to,
-        decoder=record_values,
-        title="on_commands",
-        description="The engine: any number of instances in one consumer group; a batch is "
-        "committed once its events are saved and its replies delivered.",
+        outages=outages,
+        backoff=Backoff(settings.retry_initial_seconds, settings.retry_max_seconds),
     )
-    async def on_commands(commands: list[ReceivedCommand], msg: KafkaMessage) -> None:
-        """Commit only after the batch's events are saved and its replies delivered. While
-        PostgreSQL or Kafka is away the batch fails and comes again, after a backoff delay."""
-        # The raw records too: a command that does not parse is dead-lettered as its own bytes
-        # with its offset, and a reply goes under its record's key to its `reply_to` header.
-        batch = list(zip(records_of(msg), commands, strict=True))
-        try:
-            await service.handle(batch)
-        except INFRASTRUCTURE_ERRORS as error:
-            await pause_before_redelivery(error, outages, backoff)
-            raise
-        backoff.reset()
-        outages.ok()
-
     return service
 
 

@@ -1,9 +1,15 @@
-"""The engine's command table: for every command, one entry with its handler, what it needs from
-the outside world, and who may send it. The processor reads only this table.
+"""The engine's command table and how one command is decided with it.
 
-Every handler has one signature, `(order | None, command, context) -> Order`: it decides against
-the order (None when the command names no existing order) and leaves the new events pending on
-the order it returns. Saving, replies and idempotency keys are the processor's business.
+`COMMANDS` has one entry per command: its handler, what it needs from the outside world
+(services/engine/lookups.py), who may send it, and whether a lapsed quote it finds is recorded as
+expired first. Every handler has one signature, `(order | None, command, context) -> Order`: it
+decides against the order (None when the command names no existing order) and leaves the new
+events pending on the order it returns.
+
+`decide` runs one command of a batch through its entry: who may send it first, then the
+idempotency key (domain/idempotency.py has the rule), a redelivery answered from the version it
+reached, and otherwise the handler. Nothing here does I/O but reading an old version of an order
+for a redelivery's answer; saving and replying are services/engine/service.py's.
 """
 
 from __future__ import annotations
@@ -11,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
+
+from eventsourcing.domain import Aggregate
 
 from domain import commands as c
 from domain.authority import CUSTOMER, EXPIRY, MOVER, OPERATOR, Authority
 from domain.errors import DomainError, ErrorCode
+from domain.idempotency import IdempotencyKey, keeps, key_id, request_fingerprint
 from domain.order import (
     ApprovalControls,
     ApprovalRequest,
@@ -29,41 +37,18 @@ from domain.order import (
     checked_source_amount,
 )
 from domain.resources import (
-    FiatAccount,
-    Wallet,
     check_buy_destination,
     check_buy_source,
     check_sell_balance,
     check_sell_destination,
     check_sell_source,
 )
+from domain.views import OrderView
 from services.adapters.ports import Price
+from services.contracts import ErrorBody
+from services.engine.lookups import Inputs, Lookups, nothing, order_price, quote_inputs
 
-
-@dataclass
-class Inputs:
-    """What the outside world said, fetched for the whole batch before deciding."""
-
-    prices: dict[UUID, Price | DomainError] = field(default_factory=dict)
-    balances: dict[UUID, Decimal | DomainError] = field(default_factory=dict)
-    accounts: dict[UUID, FiatAccount] = field(default_factory=dict)
-    wallets: dict[UUID, Wallet] = field(default_factory=dict)
-
-    def price_for(self, command_id: UUID) -> Price:
-        found = self.prices.get(command_id)
-        if found is None:
-            raise DomainError(ErrorCode.QUOTE_UNAVAILABLE, "no price could be had")
-        if isinstance(found, DomainError):
-            raise found
-        return found
-
-    def balance_for(self, command_id: UUID) -> Decimal:
-        found = self.balances.get(command_id)
-        if found is None:
-            raise DomainError(ErrorCode.QUOTE_UNAVAILABLE, "the wallet balance could not be read")
-        if isinstance(found, DomainError):
-            raise found
-        return found
+C = TypeVar("C", bound=c.Command)
 
 
 @dataclass(frozen=True)
@@ -85,61 +70,7 @@ class Context:
         return Cause(actor=command.actor.to_actor(), command_id=command.command_id, now=self.now)
 
 
-@dataclass(frozen=True)
-class Lookups:
-    """What one command needs from outside before it can be decided."""
-
-    price: tuple[Side, Decimal] | None = None
-    """Price converting this source amount on this side."""
-    accounts: frozenset[UUID] = frozenset()
-    wallets: frozenset[UUID] = frozenset()
-    balance_of: UUID | None = None
-    """The wallet whose live USDC balance the decision checks."""
-
-
-NOTHING = Lookups()
-
-
-# ---------------------------------------------------------------------------- what commands need
-
-
-def nothing(_order: Order | None, _command: c.Command, _policy: Policy) -> Lookups:
-    return NOTHING
-
-
-def order_price(order: Order | None, _command: c.Command, _policy: Policy) -> Lookups:
-    """The live price of the order's source amount (a requote, an approval)."""
-    return NOTHING if order is None else Lookups(price=(order.side, order.source_amount))
-
-
-def quote_inputs(order: Order | None, cmd: c.RequestQuote, policy: Policy) -> Lookups:
-    """A new quote: its account and wallet, a price, and for a sell the wallet's live balance.
-    An amount the decision refuses anyway needs no price."""
-    if order is not None:
-        return NOTHING  # a redelivered quote is answered from the order
-    buy = cmd.side is Side.BUY
-    account, wallet = (
-        (cmd.source_id, cmd.destination_id) if buy else (cmd.destination_id, cmd.source_id)
-    )
-    try:
-        amount = checked_source_amount(cmd.side, cmd.source_amount, policy.limits)
-    except DomainError:
-        return Lookups(accounts=frozenset({account}), wallets=frozenset({wallet}))
-    return Lookups(
-        price=(cmd.side, amount),
-        accounts=frozenset({account}),
-        wallets=frozenset({wallet}),
-        balance_of=None if buy else wallet,
-    )
-
-
 # ---------------------------------------------------------------------------- handlers
-
-
-def existing(order: Order | None) -> Order:
-    if order is None:
-        raise DomainError(ErrorCode.ORDER_NOT_FOUND, "order not found")
-    return order
 
 
 def terms_from(price: Price, now: datetime, policy: Policy) -> QuoteTerms:
@@ -179,33 +110,44 @@ def request_quote(order: Order | None, cmd: c.RequestQuote, ctx: Context) -> Ord
     )
 
 
-def requote(order: Order | None, cmd: c.Requote, ctx: Context) -> Order:
-    found = existing(order)
-    price = ctx.inputs.price_for(cmd.command_id)
-    found.requote(terms_from(price, ctx.now, ctx.policy), ctx.cause(cmd))
-    return found
+def on_existing(
+    decide: Callable[[Order, C, Context], None],
+) -> Callable[[Order | None, C, Context], Order]:
+    """A handler of a command on an existing order (ORDER_NOT_FOUND without one)."""
+
+    def handle(order: Order | None, cmd: C, ctx: Context) -> Order:
+        if order is None:
+            raise DomainError(ErrorCode.ORDER_NOT_FOUND, "order not found")
+        decide(order, cmd, ctx)
+        return order
+
+    return handle
 
 
-def confirm(order: Order | None, cmd: c.ConfirmQuote, ctx: Context) -> Order:
-    found = existing(order)
-    found.confirm(cmd.side, cmd.max_slippage_bps, ctx.cause(cmd))
-    return found
+@on_existing
+def requote(order: Order, cmd: c.Requote, ctx: Context) -> None:
+    order.requote(
+        terms_from(ctx.inputs.price_for(cmd.command_id), ctx.now, ctx.policy), ctx.cause(cmd)
+    )
 
 
-def cancel(order: Order | None, cmd: c.CancelOrder, ctx: Context) -> Order:
-    found = existing(order)
-    found.cancel(ctx.cause(cmd))
-    return found
+@on_existing
+def confirm(order: Order, cmd: c.ConfirmQuote, ctx: Context) -> None:
+    order.confirm(cmd.side, cmd.max_slippage_bps, ctx.cause(cmd))
 
 
-def expire(order: Order | None, cmd: c.ExpireQuote, ctx: Context) -> Order:
-    found = existing(order)
-    found.expire(ctx.cause(cmd))
-    return found
+@on_existing
+def cancel(order: Order, cmd: c.CancelOrder, ctx: Context) -> None:
+    order.cancel(ctx.cause(cmd))
 
 
-def approve(order: Order | None, cmd: c.ApproveOrder, ctx: Context) -> Order:
-    found = existing(order)
+@on_existing
+def expire(order: Order, cmd: c.ExpireQuote, ctx: Context) -> None:
+    order.expire(ctx.cause(cmd))
+
+
+@on_existing
+def approve(order: Order, cmd: c.ApproveOrder, ctx: Context) -> None:
     live = ctx.inputs.price_for(cmd.command_id)
     request = ApprovalRequest(
         rate=cmd.rate,
@@ -214,72 +156,59 @@ def approve(order: Order | None, cmd: c.ApproveOrder, ctx: Context) -> Order:
         override=cmd.override,
         reason=cmd.reason,
     )
-    found.approve(request, ctx.policy.approval, ctx.cause(cmd))
-    return found
+    order.approve(request, ctx.policy.approval, ctx.cause(cmd))
 
 
-def reject(order: Order | None, cmd: c.RejectOrder, ctx: Context) -> Order:
-    found = existing(order)
-    found.reject(cmd.reason, ctx.cause(cmd))
-    return found
+@on_existing
+def reject(order: Order, cmd: c.RejectOrder, ctx: Context) -> None:
+    order.reject(cmd.reason, ctx.cause(cmd))
 
 
-def retry_payout(order: Order | None, cmd: c.RetryPayout, ctx: Context) -> Order:
-    found = existing(order)
-    found.retry_payout(ctx.cause(cmd))
-    return found
+@on_existing
+def retry_payout(order: Order, cmd: c.RetryPayout, ctx: Context) -> None:
+    order.retry_payout(ctx.cause(cmd))
 
 
-def retry_refund(order: Order | None, cmd: c.RetryRefund, ctx: Context) -> Order:
-    found = existing(order)
-    found.retry_refund(ctx.cause(cmd))
-    return found
+@on_existing
+def retry_refund(order: Order, cmd: c.RetryRefund, ctx: Context) -> None:
+    order.retry_refund(ctx.cause(cmd))
 
 
-def record_source_debit(order: Order | None, cmd: c.RecordSourceDebit, ctx: Context) -> Order:
-    found = existing(order)
-    found.record_source_debit(cmd.reference, ctx.cause(cmd))
-    return found
+@on_existing
+def record_source_debit(order: Order, cmd: c.RecordSourceDebit, ctx: Context) -> None:
+    order.record_source_debit(cmd.reference, ctx.cause(cmd))
 
 
+@on_existing
 def record_source_debit_failure(
-    order: Order | None, cmd: c.RecordSourceDebitFailure, ctx: Context
-) -> Order:
-    found = existing(order)
-    found.record_source_debit_failure(cmd.reason, ctx.cause(cmd))
-    return found
+    order: Order, cmd: c.RecordSourceDebitFailure, ctx: Context
+) -> None:
+    order.record_source_debit_failure(cmd.reason, ctx.cause(cmd))
 
 
-def record_refund(order: Order | None, cmd: c.RecordRefund, ctx: Context) -> Order:
-    found = existing(order)
-    found.record_refund(cmd.attempt, cmd.reference, ctx.cause(cmd))
-    return found
+@on_existing
+def record_refund(order: Order, cmd: c.RecordRefund, ctx: Context) -> None:
+    order.record_refund(cmd.attempt, cmd.reference, ctx.cause(cmd))
 
 
-def record_refund_failure(order: Order | None, cmd: c.RecordRefundFailure, ctx: Context) -> Order:
-    found = existing(order)
-    found.record_refund_failure(cmd.attempt, cmd.reason, ctx.cause(cmd))
-    return found
+@on_existing
+def record_refund_failure(order: Order, cmd: c.RecordRefundFailure, ctx: Context) -> None:
+    order.record_refund_failure(cmd.attempt, cmd.reason, ctx.cause(cmd))
 
 
-def record_payout(order: Order | None, cmd: c.RecordPayout, ctx: Context) -> Order:
-    found = existing(order)
-    found.record_payout(cmd.attempt, cmd.reference, ctx.cause(cmd))
-    return found
+@on_existing
+def record_payout(order: Order, cmd: c.RecordPayout, ctx: Context) -> None:
+    order.record_payout(cmd.attempt, cmd.reference, ctx.cause(cmd))
 
 
-def record_payout_failure(order: Order | None, cmd: c.RecordPayoutFailure, ctx: Context) -> Order:
-    found = existing(order)
-    found.record_payout_failure(cmd.attempt, cmd.reason, ctx.cause(cmd))
-    return found
+@on_existing
+def record_payout_failure(order: Order, cmd: c.RecordPayoutFailure, ctx: Context) -> None:
+    order.record_payout_failure(cmd.attempt, cmd.reason, ctx.cause(cmd))
 
 
-def record_movement_unresolved(
-    order: Order | None, cmd: c.RecordMovementUnresolved, ctx: Context
-) -> Order:
-    found = existing(order)
-    found.record_movement_unresolved(cmd.leg, cmd.attempt, cmd.reason, ctx.cause(cmd))
-    return found
+@on_existing
+def record_movement_unresolved(order: Order, cmd: c.RecordMovementUnresolved, ctx: Context) -> None:
+    order.record_movement_unresolved(cmd.leg, cmd.attempt, cmd.reason, ctx.cause(cmd))
 
 
 # ---------------------------------------------------------------------------- the table
@@ -293,7 +222,7 @@ class Entry:
 
     handle: Callable[[Order | None, Any, Context], Order]
     authority: Authority
-    needs: Callable[[Order | None, Any, Policy], Lookups] = nothing
+    needs: Callable[[Order | None, Any, SizeLimits], Lookups] = nothing
     observes_time: bool = True
 
     @property
@@ -320,3 +249,128 @@ COMMANDS: dict[type[c.Command], Entry] = {
     c.RecordPayoutFailure: Entry(record_payout_failure, MOVER),
     c.RecordMovementUnresolved: Entry(record_movement_unresolved, MOVER),
 }
+
+
+# ---------------------------------------------------------------------------- deciding one command
+
+
+@dataclass
+class Workspace:
+    """The aggregates a batch touches: loaded once, changed in memory, saved together."""
+
+    orders: dict[UUID, Order]
+    keys: dict[UUID, IdempotencyKey]
+
+    def answered(self, cmd: c.Command) -> bool:
+        """Already answered before: a used idempotency key or a command the order recorded."""
+        if cmd.idempotency_key and key_id(cmd.customer_id, cmd.idempotency_key) in self.keys:
+            return True
+        order = self.orders.get(cmd.order_id)
+        return order is not None and order.version_after(cmd.command_id) is not None
+
+
+History = Callable[[UUID, int], Order | None]
+"""An order as it was at a version (read from the event store)."""
+
+
+@dataclass
+class Batch:
+    """The shared state of deciding one batch."""
+
+    ws: Workspace
+    inputs: Inputs
+    policy: Policy
+    now: datetime
+    history: History
+    touched: dict[UUID, Aggregate] = field(default_factory=dict)
+    views: dict[tuple[UUID, int], OrderView] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one command before it is saved: enough to build its reply afterwards."""
+
+    command: c.Command
+    view: OrderView | None = None
+    error: DomainError | None = None
+    version: int | None = None
+    stored_reply: dict[str, Any] | None = None
+    """A replayed answer: what the idempotency key kept."""
+
+    def as_stored(self) -> dict[str, Any]:
+        """What an idempotency key keeps of this result, to replay it."""
+        return {
+            "ok": self.error is None,
+            "order": None if self.view is None else self.view.public_json(),
+            "error": None
+            if self.error is None
+            else ErrorBody.of(self.error).model_dump(mode="json"),
+            "version": self.version,
+        }
+
+
+def decide(cmd: c.Command, batch: Batch) -> Result:
+    """One command under its idempotency key, if it has one: a used key replays its answer (or
+    refuses another request), a new one keeps the answer unless a retry may change it."""
+    if cmd.idempotency_key is None:
+        return run(cmd, batch)
+    kid = key_id(cmd.customer_id, cmd.idempotency_key)
+    request = request_fingerprint(cmd)
+    record = batch.ws.keys.get(kid)
+    if record is not None:
+        try:
+            record.check_same_request(request)
+        except DomainError as error:
+            return Result(cmd, error=error)
+        return Result(cmd, stored_reply=record.reply)
+    result = run(cmd, batch)
+    if keeps(result.error):
+        record = IdempotencyKey.use(
+            customer_id=cmd.customer_id,
+            key=cmd.idempotency_key,
+            fingerprint=request,
+            command_id=cmd.command_id,
+            reply=result.as_stored(),
+            now=batch.now,
+        )
+        batch.ws.keys[kid] = batch.touched[kid] = record
+    return result
+
+
+def run(cmd: c.Command, batch: Batch) -> Result:
+    """One command through its table entry: who may send it, a redelivery answered from the
+    version it reached, otherwise the decision, its events left pending."""
+    entry = COMMANDS[type(cmd)]
+    context = Context(batch.inputs, batch.policy, batch.now)
+    actor = cmd.actor.to_actor()
+    order = batch.ws.orders.get(cmd.order_id)
+    try:
+        entry.authority.check(actor, order, cmd.moves())
+        if order is not None:
+            order.check_owner(actor)
+            done_at = order.version_after(cmd.command_id)
+            if done_at is not None:
+                return Result(cmd, view=view_at(order, done_at, batch), version=done_at)
+        try:
+            if order is not None and entry.observes_time:
+                order.observe_time(context.cause(cmd))
+            order = entry.handle(order, cmd, context)
+        finally:
+            if order is not None and order.pending_events:
+                batch.ws.orders[order.id] = batch.touched[order.id] = order
+    except DomainError as error:
+        return Result(cmd, error=error)
+    view = OrderView.of(order)
+    batch.views[(order.id, order.version)] = view
+    return Result(cmd, view=view, version=order.version)
+
+
+def view_at(order: Order, version: int, batch: Batch) -> OrderView:
+    if (order.id, version) in batch.views:
+        return batch.views[(order.id, version)]
+    if version == order.version:
+        return OrderView.of(order)
+    then = batch.history(order.id, version)
+    if then is None:
+        raise DomainError(ErrorCode.INTERNAL_ERROR, "the order's history could not be read")
+    return OrderView.of(then)

@@ -1,54 +1,65 @@
-"""The engine's Kafka side: a batch of received commands processed, replied to, and the rest
-dead-lettered.
+"""The engine: a batch of commands from `otc.commands` to the event store, and the replies.
 
-Ack semantics: the subscriber commits the batch's offsets only after this returns, that is
-after the events are saved and the replies acknowledged by the broker. An infrastructure failure
-raises out of here; the subscriber then rewinds and the whole batch is redelivered, which is
-harmless because every command is idempotent. A record that cannot be parsed, or whose command
-keeps failing for a reason of its own, goes to the dead-letter topic with the error, and its
-sender gets an error reply: the partition never stalls and nothing is dropped silently.
+`EngineService.subscribe` puts it on a broker. Each batch goes through four steps:
+(1) parse: a record that does not parse is dead-lettered and its sender told; (2) load, in a
+thread, every order and idempotency key the batch names, in one query; (3) ask the outside world,
+concurrently, for what the decisions need (services/engine/lookups.py; most commands need
+nothing); (4) decide every command in order with its entry in the command table
+(services/engine/handlers.py) against the in-memory aggregates, save all their new events in ONE
+transaction, and reply. eventsourcing takes a table lock per save, so one save per batch instead
+of one per command is what makes it fast.
+
+Ack semantics: the batch's offsets are committed only after its events are saved and its
+replies acknowledged by the broker. An infrastructure failure raises out of `handle`: the batch
+is redelivered, which is harmless because every command is idempotent. If the batch save
+conflicts (another writer touched one of its aggregates), the batch is redone one command at a
+time, each with its own save; a command that keeps failing for a reason of its own is
+dead-lettered and its sender gets an error reply. Replies are built only from what was saved,
+so nothing is answered before it is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-import psycopg
-import psycopg_pool
-from aiokafka.errors import KafkaError
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import RecordConflictError
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 
 from domain import commands as c
 from domain.errors import DomainError, ErrorCode
+from domain.idempotency import IdempotencyKey, key_id
+from domain.order import Order
+from services.adapters.ports import PricingPort, WalletBalancePort
+from services.batches import record_values, records_of
 from services.contracts import (
     CORRELATION_ID,
-    ERROR_HEADER,
     REPLY_TO,
     CommandEnvelope,
     ErrorBody,
+    ReceivedCommand,
     ReplyEnvelope,
     Unparseable,
 )
-from services.engine.processor import CommandProcessor
+from services.dead_letters import KafkaRecord, dead_letter_headers, summarise
+from services.engine.event_store import Orders
+from services.engine.handlers import COMMANDS, Batch, Policy, Result, Workspace, decide
+from services.engine.lookups import Inputs, Lookout
+from services.resilience import INFRASTRUCTURE_ERRORS, Backoff, Outages, consume_batch
+from services.resources.port import ResourceDirectory
 
 log = logging.getLogger(__name__)
 
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    PersistenceError,
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    KafkaError,
-    OSError,
-)
 MAX_ATTEMPTS = 3
-
-Received = tuple[Any, CommandEnvelope | Unparseable]
-"""An aiokafka record (untyped) and its value, parsed (services/batches.py)."""
+MAX_CONFLICT_RETRIES = 5
 
 Send = Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[Awaitable[Any]]]
 """`send(topic, value, key, headers)` enqueues a message and returns its delivery."""
@@ -69,21 +80,192 @@ def header(record: Any, name: str) -> str | None:  # noqa: ANN401 - aiokafka rec
     return None
 
 
-class EngineService:
-    def __init__(
+def dependent_cut(commands: Sequence[c.Command]) -> tuple[list[c.Command], list[c.Command]]:
+    """The longest head of `commands` in which no command that needs outside lookups follows
+    another command of its own order, and the rest."""
+    seen: set[UUID] = set()
+    for index, command in enumerate(commands):
+        if index and COMMANDS[type(command)].looks_outside and command.order_id in seen:
+            return list(commands[:index]), list(commands[index:])
+        seen.add(command.order_id)
+    return list(commands), []
+
+
+class CommandProcessor:
+    """Steps 2 to 4 of a batch: load, look outside, decide and save."""
+
+    def __init__(  # noqa: PLR0913 - the engine's collaborators
         self,
-        processor: CommandProcessor,
-        send: Send,
+        orders: Orders,
         *,
-        replies_topic: str,
-        dlq_topic: str,
+        pricing: PricingPort,
+        balances: WalletBalancePort,
+        resources: ResourceDirectory,
+        policy: Policy,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.orders = orders
+        self.lookout = Lookout(pricing, balances, resources)
+        self.policy = policy
+        self.clock = clock
+
+    async def process(self, commands: Sequence[c.Command]) -> list[ReplyEnvelope]:
+        """Replies to every command, in order. Raises only on infrastructure failure.
+
+        A command whose outside lookups depend on its order (a requote's or an approval's
+        price) cannot have them made before an earlier command of the same batch has changed
+        or created that order: the batch is cut there, and the rest follows as a batch of its
+        own, in order."""
+        replies: list[ReplyEnvelope] = []
+        rest = list(commands)
+        while rest:
+            head, rest = dependent_cut(rest)
+            replies.extend(await self._process_batch(head))
+        return replies
+
+    async def _process_batch(self, commands: Sequence[c.Command]) -> list[ReplyEnvelope]:
+        started = time.perf_counter()
+        workspace = await asyncio.to_thread(self._load, commands)
+        loaded = time.perf_counter()
+        inputs = await self._look_outside(commands, workspace)
+        gathered = time.perf_counter()
+        try:
+            replies = await asyncio.to_thread(self._decide_and_save, commands, workspace, inputs)
+        except RecordConflictError:
+            log.warning("batch of %d conflicted; redoing it one command at a time", len(commands))
+        else:
+            log.debug(
+                "batch of %d: load %.0f ms, outside world %.0f ms, decide and save %.0f ms",
+                len(commands),
+                (loaded - started) * 1000,
+                (gathered - loaded) * 1000,
+                (time.perf_counter() - gathered) * 1000,
+            )
+            return replies
+        one_by_one: list[ReplyEnvelope] = []
+        for command in commands:
+            one_by_one.extend(await self.process_one(command, inputs))
+        return one_by_one
+
+    async def process_one(
+        self, command: c.Command, inputs: Inputs | None = None
+    ) -> list[ReplyEnvelope]:
+        """One command with its own load and save, retried on conflicts."""
+        for attempt in range(1, MAX_CONFLICT_RETRIES + 1):
+            workspace = await asyncio.to_thread(self._load, [command])
+            if inputs is None:
+                inputs = await self._look_outside([command], workspace)
+            try:
+                return await asyncio.to_thread(self._decide_and_save, [command], workspace, inputs)
+            except RecordConflictError:
+                log.warning("command %s conflicted (attempt %d)", command.command_id, attempt)
+                await asyncio.sleep(0.05 * attempt)
+        raise RecordConflictError(f"command {command.command_id} kept conflicting")
+
+    def _load(self, commands: Sequence[c.Command]) -> Workspace:
+        key_ids = [
+            key_id(cmd.customer_id, cmd.idempotency_key) for cmd in commands if cmd.idempotency_key
+        ]
+        loaded = self.orders.load_many([*(cmd.order_id for cmd in commands), *key_ids])
+        return Workspace(
+            orders={i: a for i, a in loaded.items() if isinstance(a, Order)},
+            keys={i: a for i, a in loaded.items() if isinstance(a, IdempotencyKey)},
+        )
+
+    async def _look_outside(self, commands: Sequence[c.Command], ws: Workspace) -> Inputs:
+        """What the batch's unanswered commands need, as their table entries say."""
+        limits = self.policy.limits
+        return await self.lookout.gather(
+            (cmd.command_id, COMMANDS[type(cmd)].needs(ws.orders.get(cmd.order_id), cmd, limits))
+            for cmd in commands
+            if not ws.answered(cmd)
+        )
+
+    def _decide_and_save(
+        self, commands: Sequence[c.Command], ws: Workspace, inputs: Inputs
+    ) -> list[ReplyEnvelope]:
+        batch = Batch(ws, inputs, self.policy, self.clock(), self._history)
+        results = [decide(cmd, batch) for cmd in commands]
+        touched = list(batch.touched.values())
+        recordings = self.orders.save_all(touched) if touched else []
+        positions = {
+            (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
+            for r in recordings
+        }
+        return [self._reply(result, positions) for result in results]
+
+    def _history(self, order_id: UUID, version: int) -> Order | None:
+        return self.orders.order(order_id, version=version)
+
+    def _reply(self, result: Result, positions: dict[tuple[UUID, int], int]) -> ReplyEnvelope:
+        command_id = result.command.command_id
+        if result.stored_reply is not None:
+            stored = result.stored_reply
+            order, version, error = stored.get("order"), stored.get("version"), stored["error"]
+            position = None
+            if stored["ok"] and order is not None and version is not None:
+                position = self.orders.position_of(UUID(order["id"]), int(version))
+            return ReplyEnvelope(
+                command_id=command_id,
+                ok=bool(stored["ok"]),
+                order=order,
+                error=None if error is None else ErrorBody.model_validate(error),
+                position=position,
+                replayed=True,
+            )
+        if result.error is not None:
+            return ReplyEnvelope(command_id=command_id, ok=False, error=ErrorBody.of(result.error))
+        assert result.view is not None  # noqa: S101 - a result is a view or an error
+        assert result.version is not None  # noqa: S101
+        key = (result.view.id, result.version)
+        position = positions.get(key) or self.orders.position_of(*key)
+        return ReplyEnvelope(
+            command_id=command_id, ok=True, order=result.view.public_json(), position=position
+        )
+
+
+class EngineService:
+    """Step 1 and the replies: the engine's Kafka side around a `CommandProcessor`."""
+
+    def __init__(
+        self, processor: CommandProcessor, send: Send, *, replies_topic: str, dlq_topic: str
     ) -> None:
         self.processor = processor
         self.send = send
         self.replies_topic = replies_topic
         self.dlq_topic = dlq_topic
 
-    async def handle(self, batch: Sequence[Received]) -> None:
+    def subscribe(  # noqa: PLR0913 - where and how to consume
+        self,
+        broker: KafkaBroker,
+        topic: str,
+        *,
+        group_id: str,
+        max_records: int,
+        outages: Outages,
+        backoff: Backoff,
+    ) -> None:
+        @broker.subscriber(
+            topic,
+            group_id=group_id,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=20,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=without_reply_to,
+            decoder=record_values,
+            title="on_commands",
+            description="The engine: any number of instances in one consumer group; a batch "
+            "is committed once its events are saved and its replies delivered.",
+        )
+        async def on_commands(commands: list[ReceivedCommand], msg: KafkaMessage) -> None:
+            # The raw records too: a command that does not parse is dead-lettered as its own
+            # bytes with its offset, and a reply goes under its record's key to `reply_to`.
+            batch = list(zip(records_of(msg), commands, strict=True))
+            await consume_batch(self.handle(batch), outages, backoff)
+
+    async def handle(self, batch: Sequence[tuple[Any, CommandEnvelope | Unparseable]]) -> None:
         deliveries: list[Awaitable[Any]] = []
         incoming: list[Incoming] = []
         for record, received in batch:
@@ -92,7 +274,10 @@ class EngineService:
                 incoming.append(parsed)
         replies = await self._process(incoming, deliveries)
         for item, reply in zip(incoming, replies, strict=True):
-            deliveries.append(await self._reply(item, reply))
+            if item.reply_to is not None:
+                deliveries.append(
+                    await self._send_reply(item.record, reply, item.reply_to, item.correlation_id)
+                )
         await asyncio.gather(*deliveries)
 
     async def _parse(
@@ -101,18 +286,15 @@ class EngineService:
         received: CommandEnvelope | Unparseable,
         deliveries: list[Awaitable[Any]],
     ) -> Incoming | None:
+        reply_to, correlation_id = header(record, REPLY_TO), header(record, CORRELATION_ID)
         error: Exception
         if isinstance(received, Unparseable):
             error, command_id = received.error, None
         else:
             try:
-                command = received.to_command()
+                return Incoming(received.to_command(), record, reply_to, correlation_id)
             except (ValidationError, DomainError, ValueError) as refused:
                 error, command_id = refused, received.command_id
-            else:
-                return Incoming(
-                    command, record, header(record, REPLY_TO), header(record, CORRELATION_ID)
-                )
         message = f"unparseable command: {summarise(error)}"
         log.warning(
             "dead-lettering record %s/%s@%s: %s",
@@ -122,16 +304,10 @@ class EngineService:
             message,
         )
         deliveries.append(await self._dead_letter(record, message))
-        reply_to = header(record, REPLY_TO)
         if reply_to and command_id:
-            reply = ReplyEnvelope(
-                command_id=command_id,
-                ok=False,
-                error=ErrorBody(status=422, code=ErrorCode.VALIDATION_ERROR, message=message),
-            )
-            deliveries.append(
-                await self._send_reply(record, reply, reply_to, header(record, CORRELATION_ID))
-            )
+            error_body = ErrorBody(status=422, code=ErrorCode.VALIDATION_ERROR, message=message)
+            reply = ReplyEnvelope(command_id=command_id, ok=False, error=error_body)
+            deliveries.append(await self._send_reply(record, reply, reply_to, correlation_id))
         return None
 
     async def _process(
@@ -163,20 +339,10 @@ class EngineService:
                 await asyncio.sleep(0.1 * attempt)
         message = f"the command failed {MAX_ATTEMPTS} times: {summarise(last)}"
         deliveries.append(await self._dead_letter(item.record, message))
-        return ReplyEnvelope(
-            command_id=item.command.command_id,
-            ok=False,
-            error=ErrorBody(
-                status=500,
-                code=ErrorCode.INTERNAL_ERROR,
-                message="the command could not be processed",
-            ),
+        failed = ErrorBody(
+            status=500, code=ErrorCode.INTERNAL_ERROR, message="the command could not be processed"
         )
-
-    async def _reply(self, item: Incoming, reply: ReplyEnvelope) -> Awaitable[Any]:
-        if item.reply_to is None:
-            return asyncio.sleep(0)
-        return await self._send_reply(item.record, reply, item.reply_to, item.correlation_id)
+        return ReplyEnvelope(command_id=item.command.command_id, ok=False, error=failed)
 
     async def _send_reply(
         self,
@@ -189,21 +355,18 @@ class EngineService:
         return await self.send(self.replies_topic, reply.to_bytes(), record.key, headers)
 
     async def _dead_letter(self, record: Any, message: str) -> Awaitable[Any]:  # noqa: ANN401
-        headers = {
-            ERROR_HEADER: message[:1000],
-            "original_topic": record.topic,
-            "original_partition": str(record.partition),
-            "original_offset": str(record.offset),
-        }
-        for key, value in record.headers or ():
-            if key in (REPLY_TO, CORRELATION_ID) and value is not None:
-                headers[key] = bytes(value).decode()
+        """The record as it came, with why; its reply address kept, for `otc dlq replay`."""
+        headers = dead_letter_headers(KafkaRecord.of(record), message)
+        for name in (REPLY_TO, CORRELATION_ID):
+            value = header(record, name)
+            if value is not None:
+                headers[name] = value
         return await self.send(self.dlq_topic, record.value or b"", record.key, headers)
 
 
-def summarise(error: BaseException) -> str:
-    if isinstance(error, ValidationError):
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"{where}: {first['msg']}"
-    return f"{type(error).__name__}: {error}"[:500]
+async def without_reply_to(msg: object, original: Callable[[object], Awaitable[Any]]) -> Any:  # noqa: ANN401
+    """Our `reply_to` header names a client instance, not a topic. FastStream would publish the
+    handler's return value there on its own request/reply path: blank it, we reply ourselves."""
+    message = await original(msg)
+    message.reply_to = ""
+    return message

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from faststream import FastStream
@@ -23,14 +22,14 @@ from faststream.middlewares import AckPolicy
 from domain.views import OrderView
 from services import kafka
 from services.batches import record_values, records_of
-from services.contracts import ERROR_HEADER, DeadLetterBody, ReceivedEvent
+from services.contracts import DeadLetterBody, ReceivedEvent
+from services.dead_letters import KafkaRecord, dead_letter_headers
 from services.engine.event_store import open_orders
-from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
-from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery
+from services.resilience import Backoff, Dependency, Outages, consume_batch
 from services.settings import Settings
 from services.vitals import process_name, vitals_running
-from services.webhooks.dispatcher import NAME, Dispatcher, EventRecord, LoadViews
+from services.webhooks.dispatcher import NAME, Dispatcher, LoadViews
 from services.webhooks.schedule import RetrySchedule
 from services.webhooks.sender import HttpPoster, Post, Sender, SenderPolicy
 from services.webhooks.signing import SecretBox
@@ -39,8 +38,6 @@ from services.webhooks.store import PostgresWebhookStore, WebhookStore
 from services.webhooks.views import Wanted, views_at
 
 log = logging.getLogger("otc.webhooks")
-
-WORKER_HEADER = "worker"
 
 
 def sender_policy(settings: Settings) -> SenderPolicy:
@@ -57,16 +54,6 @@ def secret_box(settings: Settings) -> SecretBox:
     if settings.webhook_secrets_key is None:
         raise SystemExit("webhooks: OTC_WEBHOOK_SECRETS_KEY is required to sign deliveries")
     return SecretBox(settings.webhook_secrets_key.get_secret_value())
-
-
-def record_of(raw: Any) -> EventRecord:  # noqa: ANN401 - aiokafka records are untyped
-    return EventRecord(
-        value=bytes(raw.value or b""),
-        key=None if raw.key is None else bytes(raw.key),
-        topic=raw.topic,
-        partition=raw.partition,
-        offset=raw.offset,
-    )
 
 
 @dataclass(frozen=True)
@@ -94,18 +81,9 @@ def build(  # noqa: PLR0913 - the process's ports
         description="Order events the dispatcher cannot handle after bounded retries.",
     )
 
-    async def dead_letter(record: EventRecord, error: str) -> None:
-        await to_dead_letters.publish(
-            record.value,
-            key=record.key,
-            headers={
-                WORKER_HEADER: NAME,
-                ERROR_HEADER: error[:1000],
-                "original_topic": record.topic,
-                "original_partition": str(record.partition),
-                "original_offset": str(record.offset),
-            },
-        )
+    async def dead_letter(record: KafkaRecord, error: str) -> None:
+        headers = dead_letter_headers(record, error, consumer=NAME)
+        await to_dead_letters.publish(record.value, key=record.key, headers=headers)
 
     outages = outages or Outages(NAME, log)
     backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
@@ -136,14 +114,9 @@ def build(  # noqa: PLR0913 - the process's ports
         twice."""
         # The raw records too: an event that does not parse is dead-lettered as its own bytes
         # with its topic, partition and offset.
-        records = [record_of(record) for record in records_of(msg)]
-        try:
-            await dispatcher.handle_received(list(zip(records, events, strict=True)))
-        except INFRASTRUCTURE_ERRORS as error:
-            await pause_before_redelivery(error, outages, backoff)
-            raise
-        backoff.reset()
-        outages.ok()
+        records = [KafkaRecord.of(record) for record in records_of(msg)]
+        batch = list(zip(records, events, strict=True))
+        await consume_batch(dispatcher.handle_received(batch), outages, backoff)
 
     return Webhooks(dispatcher, sender)
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
 from domain.views import OrderView
 from services.contracts import EventEnvelope, Unparseable, parse_event
-from services.engine.service import INFRASTRUCTURE_ERRORS, summarise
+from services.dead_letters import DeadLetter, KafkaRecord, summarise
+from services.resilience import INFRASTRUCTURE_ERRORS
 from services.webhooks.events import is_customer_facing, order_message
 from services.webhooks.model import WebhookEvent
 from services.webhooks.store import WebhookStore
@@ -34,19 +34,7 @@ log = logging.getLogger(__name__)
 NAME = "webhooks"
 
 
-@dataclass(frozen=True)
-class EventRecord:
-    """An event as it came off Kafka: its bytes (dead-lettered as they are) and where."""
-
-    value: bytes
-    key: bytes | None
-    topic: str
-    partition: int
-    offset: int
-
-
 LoadViews = Callable[[Wanted], Awaitable[dict[tuple[UUID, int], OrderView]]]
-DeadLetter = Callable[[EventRecord, str], Awaitable[None]]
 
 
 class Dispatcher:
@@ -71,15 +59,15 @@ class Dispatcher:
         self.clock = clock
         self.sleep = sleep
 
-    async def handle_records(self, records: Sequence[EventRecord]) -> int:
+    async def handle_records(self, records: Sequence[KafkaRecord]) -> int:
         """`handle_received` of records not parsed yet."""
         return await self.handle_received([(r, parse_event(r.value)) for r in records])
 
     async def handle_received(
-        self, batch: Sequence[tuple[EventRecord, EventEnvelope | Unparseable]]
+        self, batch: Sequence[tuple[KafkaRecord, EventEnvelope | Unparseable]]
     ) -> int:
         """Record the deliveries of a batch; returns how many are new."""
-        envelopes: list[tuple[EventRecord, EventEnvelope]] = []
+        envelopes: list[tuple[KafkaRecord, EventEnvelope]] = []
         for record, envelope in batch:
             if isinstance(envelope, Unparseable):
                 await self.dead_letter(record, f"{NAME}: unparseable: {summarise(envelope.error)}")
@@ -99,7 +87,7 @@ class Dispatcher:
         return added
 
     async def views_of(
-        self, envelopes: Sequence[tuple[EventRecord, EventEnvelope]]
+        self, envelopes: Sequence[tuple[KafkaRecord, EventEnvelope]]
     ) -> dict[tuple[UUID, int], OrderView]:
         """The view after each event, tried a bounded number of times; an event still without
         one is dead-lettered."""
@@ -127,7 +115,7 @@ class Dispatcher:
         return found
 
 
-def wanted(envelopes: Sequence[tuple[EventRecord, EventEnvelope]]) -> dict[UUID, set[int]]:
+def wanted(envelopes: Sequence[tuple[KafkaRecord, EventEnvelope]]) -> dict[UUID, set[int]]:
     versions: dict[UUID, set[int]] = {}
     for _, envelope in envelopes:
         versions.setdefault(envelope.order_id, set()).add(envelope.version)

@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpcore
 
-from services.engine.service import INFRASTRUCTURE_ERRORS, summarise
+from services.dead_letters import summarise
+from services.resilience import INFRASTRUCTURE_ERRORS
 from services.webhooks.model import Claim, Disable, Outcome
 from services.webhooks.schedule import (
     Answer,

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 from faststream import FastStream
@@ -23,28 +22,20 @@ from domain.movements import Party
 from domain.order import Order
 from services import kafka
 from services.batches import record_values, records_of
-from services.contracts import ERROR_HEADER, CommandEnvelope, DeadLetterBody, ReceivedEvent
+from services.contracts import CommandEnvelope, DeadLetterBody, ReceivedEvent
+from services.dead_letters import DeadLetter, KafkaRecord, dead_letter_headers
 from services.engine.event_store import open_orders
-from services.engine.service import INFRASTRUCTURE_ERRORS
 from services.logs import configure_logging
-from services.resilience import Backoff, Dependency, Outages, pause_before_redelivery
+from services.resilience import Backoff, Dependency, Outages, consume_batch
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_money_movers
 from services.vitals import process_name, vitals_running
 from services.workers.movers import EurTreasury, Mover, UsdcChain
 from services.workers.parked import PostgresParkedMovements
-from services.workers.treasury import (
-    DeadLetter,
-    EventRecord,
-    Publish,
-    TreasuryWorker,
-    WorkerPolicy,
-)
+from services.workers.treasury import Publish, TreasuryWorker, WorkerPolicy
 
 log = logging.getLogger("otc.workers")
-
-WORKER_HEADER = "worker"
 
 
 def worker_policy(settings: Settings) -> WorkerPolicy:
@@ -58,16 +49,6 @@ def worker_policy(settings: Settings) -> WorkerPolicy:
 
 def group_of(settings: Settings, party: Party) -> str:
     return settings.eur_worker_group if party is Party.EUR_TREASURY else settings.chain_worker_group
-
-
-def record_of(raw: Any) -> EventRecord:  # noqa: ANN401 - aiokafka records are untyped
-    return EventRecord(
-        value=bytes(raw.value or b""),
-        key=None if raw.key is None else bytes(raw.key),
-        topic=raw.topic,
-        partition=raw.partition,
-        offset=raw.offset,
-    )
 
 
 def build(
@@ -100,18 +81,9 @@ def build(
             correlation_id=str(command.command_id),
         )
 
-    async def dead_letter(record: EventRecord, error: str) -> None:
-        await to_dead_letters.publish(
-            record.value,
-            key=record.key,
-            headers={
-                WORKER_HEADER: worker.name,
-                ERROR_HEADER: error[:1000],
-                "original_topic": record.topic,
-                "original_partition": str(record.partition),
-                "original_offset": str(record.offset),
-            },
-        )
+    async def dead_letter(record: KafkaRecord, error: str) -> None:
+        headers = dead_letter_headers(record, error, consumer=worker.name)
+        await to_dead_letters.publish(record.value, key=record.key, headers=headers)
 
     worker: TreasuryWorker = worker_of(publish, dead_letter)
 
@@ -132,14 +104,9 @@ def build(
         an infrastructure failure redelivers the batch, and what was done is not done twice."""
         # The raw records too: an event that does not parse is dead-lettered as its own bytes
         # with its topic, partition and offset.
-        records = [record_of(record) for record in records_of(msg)]
-        try:
-            await worker.handle_received(list(zip(records, events, strict=True)))
-        except INFRASTRUCTURE_ERRORS as error:
-            await pause_before_redelivery(error, outages, backoff)
-            raise
-        backoff.reset()
-        outages.ok()
+        records = [KafkaRecord.of(record) for record in records_of(msg)]
+        batch = list(zip(records, events, strict=True))
+        await consume_batch(worker.handle_received(batch), outages, backoff)
 
     return worker
 

@@ -38,7 +38,8 @@ from domain.movements import MOVERS, TRIGGERS, reference
 from domain.order import Leg, Order, Side
 from services.adapters.ports import MovementRefusedError, MovementUnknownError
 from services.contracts import EventEnvelope, Unparseable, event_type, parse_event
-from services.engine.service import INFRASTRUCTURE_ERRORS, summarise
+from services.dead_letters import DeadLetter, KafkaRecord, summarise
+from services.resilience import INFRASTRUCTURE_ERRORS
 from services.workers.movers import Instruction, Mover
 from services.workers.outcomes import Done, Outcome, Refused, Unknown, flagged, reported
 from services.workers.parked import Parked, ParkedMovements
@@ -55,20 +56,6 @@ ASKING_EVENTS: dict[str, type[Order.Event]] = {
 }
 """The events that ask for a leg (domain/movements.py TRIGGERS), by their published type."""
 SIDES = {side.value: side for side in Side}
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """An event as it came off Kafka: its bytes (dead-lettered as they are) and where."""
-
-    value: bytes
-    key: bytes | None
-    topic: str
-    partition: int
-    offset: int
-
-
-DeadLetter = Callable[[EventRecord, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -119,16 +106,16 @@ class TreasuryWorker:
 
     # ------------------------------------------------------------------ events
 
-    async def handle_records(self, records: Sequence[EventRecord]) -> None:
+    async def handle_records(self, records: Sequence[KafkaRecord]) -> None:
         """`handle_received` of records not parsed yet."""
         await self.handle_received([(record, parse_event(record.value)) for record in records])
 
     async def handle_received(
-        self, batch: Sequence[tuple[EventRecord, EventEnvelope | Unparseable]]
+        self, batch: Sequence[tuple[KafkaRecord, EventEnvelope | Unparseable]]
     ) -> None:
         """Each order's events in order, different orders concurrently; returns once every
         event is handled, parked or dead-lettered."""
-        by_order: dict[UUID, list[tuple[EventRecord, EventEnvelope]]] = {}
+        by_order: dict[UUID, list[tuple[KafkaRecord, EventEnvelope]]] = {}
         for record, envelope in batch:
             if isinstance(envelope, Unparseable):
                 message = f"{self.name}: unparseable: {summarise(envelope.error)}"
@@ -137,14 +124,14 @@ class TreasuryWorker:
             by_order.setdefault(envelope.order_id, []).append((record, envelope))
         gate = asyncio.Semaphore(CONCURRENT_ORDERS)
 
-        async def one_order(events: list[tuple[EventRecord, EventEnvelope]]) -> None:
+        async def one_order(events: list[tuple[KafkaRecord, EventEnvelope]]) -> None:
             async with gate:
                 for record, envelope in events:
                     await self.guarded(record, envelope)
 
         await asyncio.gather(*(one_order(events) for events in by_order.values()))
 
-    async def guarded(self, record: EventRecord, envelope: EventEnvelope) -> None:
+    async def guarded(self, record: KafkaRecord, envelope: EventEnvelope) -> None:
         """One event, retried a bounded number of times, then dead-lettered."""
         attempts = self.policy.event_attempts
         for attempt in range(1, attempts + 1):

@@ -15,11 +15,12 @@ from domain import commands as c
 from domain.order import Actor, Cause, Leg, Order, Side, Status
 from services.adapters.fakes import FakeChain, FakeLedger
 from services.contracts import EventEnvelope, event_id, event_type
+from services.dead_letters import KafkaRecord
 from services.resources.fake import InMemoryResourceDirectory
 from services.workers.movers import EurTreasury, Mover, UsdcChain
 from services.workers.outcomes import Refused, reported
 from services.workers.parked import InMemoryParkedMovements
-from services.workers.treasury import EventRecord, TreasuryWorker, WorkerPolicy
+from services.workers.treasury import TreasuryWorker, WorkerPolicy
 from tests.unit.strategies import ANY_RATE, CUSTOMER, OPERATOR, T0, at_live, new_order
 
 NOW = T0 + timedelta(seconds=10)
@@ -47,7 +48,7 @@ class Desk:
         self.chain = FakeChain()
         self.orders: dict[UUID, Order] = {}
         self.published: list[c.Command] = []
-        self.dead: list[tuple[EventRecord, str]] = []
+        self.dead: list[tuple[KafkaRecord, str]] = []
         self.parked = InMemoryParkedMovements()
         self.clock = Clock()
         mover: Mover = (
@@ -62,7 +63,7 @@ class Desk:
         async def publish(command: c.Command) -> None:
             self.published.append(command)
 
-        async def dead_letter(record: EventRecord, error: str) -> None:
+        async def dead_letter(record: KafkaRecord, error: str) -> None:
             self.dead.append((record, error))
 
         async def no_sleep(_: float) -> None:
@@ -98,7 +99,7 @@ class Desk:
         self.orders[order.id] = order
         return order
 
-    def record(self, order: Order, event: type[Order.Event]) -> EventRecord:
+    def record(self, order: Order, event: type[Order.Event]) -> KafkaRecord:
         envelope = EventEnvelope(
             event_id=event_id(order.id, order.version),
             type=event_type(event.__name__),
@@ -110,7 +111,7 @@ class Desk:
             occurred_at=NOW,
             data={},
         )
-        return EventRecord(envelope.to_bytes(), str(order.id).encode(), "events", 0, 0)
+        return KafkaRecord(envelope.to_bytes(), str(order.id).encode(), "events", 0, 0)
 
 
 def cause(actor: Actor = CUSTOMER) -> Cause:
@@ -332,7 +333,7 @@ async def test_a_poison_event_is_dead_lettered_and_other_orders_go_on() -> None:
     good = desk.order(Side.BUY, confirmed)
     orphan = desk.order(Side.BUY, confirmed)
     del desk.orders[orphan.id]
-    garbage = EventRecord(b"{not json", b"k", "events", 0, 7)
+    garbage = KafkaRecord(b"{not json", b"k", "events", 0, 7)
 
     await desk.worker.handle_records(
         [garbage, desk.record(orphan, Order.Confirmed), desk.record(good, Order.Confirmed)]

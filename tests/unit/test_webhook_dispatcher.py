@@ -10,7 +10,8 @@ from uuid import UUID, uuid4
 from domain.order import Actor, ActorKind, Cause, Order, Side
 from domain.views import OrderView
 from services.contracts import EventEnvelope, event_id, event_type
-from services.webhooks.dispatcher import Dispatcher, EventRecord
+from services.dead_letters import KafkaRecord
+from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.fake import InMemoryWebhookStore
 from services.webhooks.model import NewEndpoint
 from services.webhooks.views import Wanted
@@ -25,7 +26,7 @@ class Desk:
     def __init__(self) -> None:
         self.store = InMemoryWebhookStore()
         self.views: dict[tuple[UUID, int], OrderView] = {}
-        self.dead: list[tuple[EventRecord, str]] = []
+        self.dead: list[tuple[KafkaRecord, str]] = []
         self.lookups = 0
 
         async def load_views(wanted: Wanted) -> dict[tuple[UUID, int], OrderView]:
@@ -37,7 +38,7 @@ class Desk:
                 if (o, v) in self.views
             }
 
-        async def dead_letter(record: EventRecord, error: str) -> None:
+        async def dead_letter(record: KafkaRecord, error: str) -> None:
             self.dead.append((record, error))
 
         async def no_sleep(_: float) -> None:
@@ -56,7 +57,7 @@ class Desk:
         made, _ = await self.store.add_endpoint(new, T0, limit=20)
         return made.id
 
-    def order(self, customer: UUID) -> tuple[Order, list[EventRecord]]:
+    def order(self, customer: UUID) -> tuple[Order, list[KafkaRecord]]:
         """A buy, quoted and confirmed: its two events as records, each version's view known."""
         order = new_order(Side.BUY, "100.00", "1.08", "0", order_id=uuid4(), customer_id=customer)
         self.views[order.id, 1] = OrderView.of(order)
@@ -66,7 +67,7 @@ class Desk:
         return order, records
 
 
-def record(order: Order, event: type[Order.Event], version: int) -> EventRecord:
+def record(order: Order, event: type[Order.Event], version: int) -> KafkaRecord:
     envelope = EventEnvelope(
         event_id=event_id(order.id, version),
         type=event_type(event.__name__),
@@ -78,7 +79,7 @@ def record(order: Order, event: type[Order.Event], version: int) -> EventRecord:
         occurred_at=T0 + timedelta(seconds=version),
         data={"serverSide": "reference-that-must-not-leak"},
     )
-    return EventRecord(envelope.to_bytes(), str(order.id).encode(), "events", 0, version)
+    return KafkaRecord(envelope.to_bytes(), str(order.id).encode(), "events", 0, version)
 
 
 async def test_each_event_is_one_delivery_per_endpoint_of_its_customer() -> None:
@@ -160,7 +161,7 @@ async def test_an_unparseable_record_is_dead_lettered_and_the_rest_recorded() ->
     customer = uuid4()
     endpoint = await desk.endpoint(customer)
     _, records = desk.order(customer)
-    garbage = EventRecord(b"not json", None, "events", 0, 99)
+    garbage = KafkaRecord(b"not json", None, "events", 0, 99)
 
     await desk.dispatcher.handle_records([garbage, *records])
 

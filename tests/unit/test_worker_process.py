@@ -16,13 +16,14 @@ from domain.order import Cause, Order, Side
 from services.adapters.fakes import FakeLedger
 from services.batches import record_values
 from services.contracts import CommandEnvelope, EventEnvelope, event_id, event_type
+from services.dead_letters import DeadLetter
 from services.resilience import Outages
 from services.resources.fake import InMemoryResourceDirectory
 from services.settings import Settings
 from services.workers.__main__ import build
 from services.workers.movers import EurTreasury
 from services.workers.parked import InMemoryParkedMovements
-from services.workers.treasury import DeadLetter, Publish, TreasuryWorker
+from services.workers.treasury import Publish, TreasuryWorker
 from tests.unit.strategies import CUSTOMER, T0, new_order
 
 SETTINGS = Settings(

@@ -31,14 +31,12 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request
 from pydantic import Field
 
 from services import advisory_locks
 from services.local.sandbox.common import (
     REFERENCE_PATTERN,
-    REFUSAL_STATUS,
     CamelModel,
     Connection,
     Database,
@@ -48,10 +46,9 @@ from services.local.sandbox.common import (
     json_body,
     money,
     refusals_ddl,
-    refused_before,
-    remember_refusal,
     timestamp,
 )
+from services.local.sandbox.ledger import Ledger, ledger_routes
 from services.settings import Settings
 
 SCHEMA = "sandbox_bank"
@@ -85,7 +82,6 @@ DDL = (
     "ALTER TABLE sandbox_bank.transfers ADD COLUMN IF NOT EXISTS sequence bigserial",
     "CREATE UNIQUE INDEX IF NOT EXISTS transfers_sequence ON sandbox_bank.transfers (sequence)",
 )
-STATEMENT_PAGE = 1000
 
 
 class TransferRequest(CamelModel):
@@ -101,72 +97,27 @@ class FundingRequest(CamelModel):
     reference: str | None = Field(default=None, pattern=REFERENCE_PATTERN)
 
 
-class Bank:
-    def __init__(self, database: Database) -> None:
-        self._db = database
+class Bank(Ledger[TransferRequest]):
+    schema = SCHEMA
+    transfers_lock = advisory_locks.BANK_TRANSFERS
+    conflict_field = "bankReference"
+    id_column = "bank_reference"
 
-    async def transfer(self, request: TransferRequest) -> tuple[dict[str, Any], bool]:
-        """The transfer booked for the reference and whether this call booked it.
-
-        Calls with the same reference are serialised by an advisory lock on it, taken before the
-        accounts' row locks (always in this order, so no two transfers wait on each other).
-        """
+    async def _canonical(self, request: TransferRequest) -> TransferRequest:
         amount = checked_amount(request.amount, PLACES, field="amount")
         if request.from_account == request.to_account:
             raise SandboxError(400, "SAME_ACCOUNT", "fromAccount and toAccount must differ")
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                advisory_locks.SANDBOX_TRANSFER,
-                (advisory_locks.BANK_TRANSFERS, request.reference),
-            )
-            existing = await self._replay(conn, request, amount)
-            if existing is not None:
-                return existing, False
-            earlier = await refused_before(conn, SCHEMA, request.reference)
-            if earlier is not None:
-                raise earlier
-            try:
-                return await self._book(conn, request, amount), True
-            except SandboxError as error:
-                if error.status != REFUSAL_STATUS:
-                    raise
-                await remember_refusal(conn, SCHEMA, request.reference, error)
-                refusal = error
-        raise refusal
+        return request.model_copy(update={"amount": amount})
 
-    async def _replay(
-        self,
-        conn: Connection,
-        request: TransferRequest,
-        amount: Decimal,
-    ) -> dict[str, Any] | None:
-        cursor = await conn.execute(
-            "SELECT * FROM sandbox_bank.transfers WHERE reference = %s",
-            (request.reference,),
-        )
-        found = await cursor.fetchone()
-        if found is None:
-            return None
-        same = (found["from_account"], found["to_account"], found["amount"]) == (
+    def _same(self, booked: Mapping[str, Any], request: TransferRequest) -> bool:
+        return (booked["from_account"], booked["to_account"], booked["amount"]) == (
             request.from_account,
             request.to_account,
-            amount,
+            request.amount,
         )
-        if not same:
-            raise SandboxError(
-                409,
-                "REFERENCE_CONFLICT",
-                "this reference was used for a different transfer",
-                bankReference=found["bank_reference"],
-            )
-        return found
 
-    async def _book(
-        self,
-        conn: Connection,
-        request: TransferRequest,
-        amount: Decimal,
-    ) -> dict[str, Any]:
+    async def _book(self, conn: Connection, request: TransferRequest) -> dict[str, Any]:
+        amount = request.amount
         cursor = await conn.execute(
             "SELECT id, balance, closed_at FROM sandbox_bank.accounts WHERE id = ANY(%s)"
             " ORDER BY id FOR UPDATE",
@@ -205,23 +156,6 @@ class Bank:
             (amount, request.to_account),
         )
         return booked
-
-    async def find_transfer(self, reference: str) -> dict[str, Any] | None:
-        async with self._db.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT * FROM sandbox_bank.transfers WHERE reference = %s",
-                (reference,),
-            )
-            return await cursor.fetchone()
-
-    async def statement(self, after: int, limit: int) -> list[dict[str, Any]]:
-        async with self._db.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT * FROM sandbox_bank.transfers WHERE sequence > %s"
-                " ORDER BY sequence LIMIT %s",
-                (after, limit),
-            )
-            return await cursor.fetchall()
 
     async def set_closed(self, account_id: UUID, *, closed: bool) -> dict[str, Any]:
         async with self._db.connection() as conn:
@@ -331,37 +265,7 @@ def _bank(request: Request) -> Bank:
 
 
 BankDep = Annotated[Bank, Depends(_bank)]
-router = APIRouter()
-
-
-@router.post("/transfers", status_code=201)
-async def create_transfer(
-    bank: BankDep,
-    body: Annotated[TransferRequest, Depends(json_body(TransferRequest))],
-) -> JSONResponse:
-    row, booked_now = await bank.transfer(body)
-    return JSONResponse(transfer_view(row), status_code=201 if booked_now else 200)
-
-
-@router.get("/transfers")
-async def read_statement(
-    bank: BankDep,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=STATEMENT_PAGE)] = STATEMENT_PAGE,
-) -> dict[str, object]:
-    rows = await bank.statement(after, limit)
-    return {
-        "data": [transfer_view(row) for row in rows],
-        "next": rows[-1]["sequence"] if len(rows) == limit else None,
-    }
-
-
-@router.get("/transfers/{reference}")
-async def read_transfer(reference: str, bank: BankDep) -> dict[str, object]:
-    row = await bank.find_transfer(reference)
-    if row is None:
-        raise SandboxError(404, "TRANSFER_NOT_FOUND", "no transfer has this reference")
-    return transfer_view(row)
+router = ledger_routes(_bank, TransferRequest, transfer_view)
 
 
 @router.get("/accounts/{account_id}")
@@ -386,11 +290,6 @@ async def close_account(bank: BankDep, account_id: UUID) -> dict[str, object]:
 @router.post("/admin/accounts/{account_id}/reopen")
 async def reopen_account(bank: BankDep, account_id: UUID) -> dict[str, object]:
     return account_view(await bank.set_closed(account_id, closed=False))
-
-
-@router.get("/admin/totals")
-async def totals(bank: BankDep) -> dict[str, object]:
-    return await bank.totals()
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -32,14 +32,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request
 from pydantic import Field
 
 from services import advisory_locks
 from services.local.sandbox.common import (
     REFERENCE_PATTERN,
-    REFUSAL_STATUS,
     CamelModel,
     Connection,
     Database,
@@ -49,10 +47,9 @@ from services.local.sandbox.common import (
     json_body,
     money,
     refusals_ddl,
-    refused_before,
-    remember_refusal,
     timestamp,
 )
+from services.local.sandbox.ledger import Ledger, ledger_routes
 from services.settings import Settings
 
 SCHEMA = "sandbox_chain"
@@ -96,9 +93,6 @@ DDL = (
 )
 
 
-STATEMENT_PAGE = 1000
-
-
 @dataclass(frozen=True)
 class ChainConfig:
     networks: Sequence[str] = ("ethereum", "polygon", "solana")
@@ -133,9 +127,14 @@ def transaction_hash(network: str) -> str:
     return "0x" + secrets.token_hex(32)
 
 
-class Chain:
+class Chain(Ledger[TransferRequest]):
+    schema = SCHEMA
+    transfers_lock = advisory_locks.CHAIN_TRANSFERS
+    conflict_field = "transactionHash"
+    id_column = "transaction_hash"
+
     def __init__(self, database: Database, config: ChainConfig) -> None:
-        self._db = database
+        super().__init__(database)
         self._networks = tuple(config.networks)
 
     def network(self, network: str) -> str:
@@ -165,13 +164,9 @@ class Chain:
             )
         return address.lower() if network in EVM_NETWORKS else address
 
-    async def transfer(self, request: TransferRequest) -> tuple[dict[str, Any], bool]:
-        """The transfer booked for the reference and whether this call booked it.
-
-        The recipient's wallet row is opened first (its own statement). Calls with the same
-        reference are then serialised by an advisory lock on it, taken before the wallets' row
-        locks (always in this order, so no two transfers wait on each other).
-        """
+    async def _canonical(self, request: TransferRequest) -> TransferRequest:
+        """Checked, addresses in canonical form; the recipient's wallet row is opened first
+        (its own statement, before the transfer's locks)."""
         network = self.network(request.network)
         canonical = request.model_copy(
             update={
@@ -185,43 +180,11 @@ class Chain:
             raise SandboxError(400, "SAME_ADDRESS", "fromAddress and toAddress must differ")
         async with self._db.connection() as conn:
             await self._open_wallet(conn, network, canonical.to_address)
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                advisory_locks.SANDBOX_TRANSFER,
-                (advisory_locks.CHAIN_TRANSFERS, canonical.reference),
-            )
-            existing = await self._replay(conn, canonical)
-            if existing is not None:
-                return existing, False
-            earlier = await refused_before(conn, SCHEMA, canonical.reference)
-            if earlier is not None:
-                raise earlier
-            try:
-                return await self._book(conn, canonical), True
-            except SandboxError as error:
-                if error.status != REFUSAL_STATUS:
-                    raise
-                await remember_refusal(conn, SCHEMA, canonical.reference, error)
-                refusal = error
-        raise refusal
+        return canonical
 
-    async def _replay(self, conn: Connection, request: TransferRequest) -> dict[str, Any] | None:
-        cursor = await conn.execute(
-            "SELECT * FROM sandbox_chain.transfers WHERE reference = %s",
-            (request.reference,),
-        )
-        found = await cursor.fetchone()
-        if found is None:
-            return None
+    def _same(self, booked: Mapping[str, Any], request: TransferRequest) -> bool:
         fields = ("network", "from_address", "to_address", "amount")
-        if any(found[name] != getattr(request, name) for name in fields):
-            raise SandboxError(
-                409,
-                "REFERENCE_CONFLICT",
-                "this reference was used for a different transfer",
-                transactionHash=found["transaction_hash"],
-            )
-        return found
+        return all(booked[name] == getattr(request, name) for name in fields)
 
     async def _book(self, conn: Connection, request: TransferRequest) -> dict[str, Any]:
         cursor = await conn.execute(
@@ -265,23 +228,6 @@ class Chain:
             " ON CONFLICT (network, address) DO NOTHING",
             (network, address),
         )
-
-    async def statement(self, after: int, limit: int) -> list[dict[str, Any]]:
-        async with self._db.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT * FROM sandbox_chain.transfers WHERE sequence > %s"
-                " ORDER BY sequence LIMIT %s",
-                (after, limit),
-            )
-            return await cursor.fetchall()
-
-    async def find_transfer(self, reference: str) -> dict[str, Any] | None:
-        async with self._db.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT * FROM sandbox_chain.transfers WHERE reference = %s",
-                (reference,),
-            )
-            return await cursor.fetchone()
 
     async def balance(self, network: str, address: str) -> dict[str, object]:
         network = self.network(network)
@@ -390,37 +336,7 @@ def _chain(request: Request) -> Chain:
 
 
 ChainDep = Annotated[Chain, Depends(_chain)]
-router = APIRouter()
-
-
-@router.post("/transfers", status_code=201)
-async def create_transfer(
-    chain: ChainDep,
-    body: Annotated[TransferRequest, Depends(json_body(TransferRequest))],
-) -> JSONResponse:
-    row, booked_now = await chain.transfer(body)
-    return JSONResponse(transfer_view(row), status_code=201 if booked_now else 200)
-
-
-@router.get("/transfers")
-async def read_statement(
-    chain: ChainDep,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=STATEMENT_PAGE)] = STATEMENT_PAGE,
-) -> dict[str, object]:
-    rows = await chain.statement(after, limit)
-    return {
-        "data": [transfer_view(row) for row in rows],
-        "next": rows[-1]["sequence"] if len(rows) == limit else None,
-    }
-
-
-@router.get("/transfers/{reference}")
-async def read_transfer(reference: str, chain: ChainDep) -> dict[str, object]:
-    row = await chain.find_transfer(reference)
-    if row is None:
-        raise SandboxError(404, "TRANSFER_NOT_FOUND", "no transfer has this reference")
-    return transfer_view(row)
+router = ledger_routes(_chain, TransferRequest, transfer_view)
 
 
 @router.get("/balances/{network}/{address}")
@@ -436,11 +352,6 @@ async def fund_wallet(
     body: Annotated[FundingRequest, Depends(json_body(FundingRequest))],
 ) -> dict[str, object]:
     return await chain.fund(network, address, body)
-
-
-@router.get("/admin/totals")
-async def totals(chain: ChainDep) -> dict[str, object]:
-    return await chain.totals()
 
 
 def create_app(settings: Settings, config: ChainConfig | None = None) -> FastAPI:

@@ -8,14 +8,13 @@ unknown and is learned with `find_transfer`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
 import httpx
 
-from services.adapters.http import HttpUpstream, JsonObject, RetryPolicy
-from services.adapters.ports import LedgerPort, MovementUnknownError, Transfer
+from services.adapters.http import HttpMovements, HttpUpstream, JsonObject, RetryPolicy
+from services.adapters.ports import LedgerPort, Transfer
 
 PARTY = "bank"
 REFUSALS = frozenset(
@@ -24,10 +23,11 @@ REFUSALS = frozenset(
 """The bank's refusals that mean nothing was booked (its contract says so)."""
 
 
-class HttpLedger(LedgerPort):
+class HttpLedger(HttpMovements, LedgerPort):
     def __init__(self, client: httpx.AsyncClient, *, retry: RetryPolicy | None = None) -> None:
         """`client` comes from `upstream_client(settings.bank_url, ...)`."""
-        self._upstream = HttpUpstream(client, party=PARTY, retry=retry)
+        upstream = HttpUpstream(client, party=PARTY, retry=retry)
+        super().__init__(upstream, refusals=REFUSALS, read=transfer_of)
 
     async def transfer(
         self,
@@ -37,8 +37,8 @@ class HttpLedger(LedgerPort):
         to_account: UUID,
         amount: Decimal,
     ) -> Transfer:
-        booked = await self._upstream.move(
-            "/transfers",
+        return await self._move(
+            reference,
             {
                 "reference": reference,
                 "fromAccount": str(from_account),
@@ -46,28 +46,7 @@ class HttpLedger(LedgerPort):
                 "amount": format(amount, "f"),
                 "currency": "EUR",
             },
-            REFUSALS,
         )
-        transfer = transfer_of(booked)
-        if transfer is None or transfer.reference != reference:
-            raise MovementUnknownError(f"{PARTY}: a transfer answer without our reference")
-        return transfer
-
-    async def find_transfer(self, reference: str) -> Transfer | None:
-        found = await self._upstream.read_transfer(reference)
-        if found is None:
-            return None
-        transfer = transfer_of(found)
-        if transfer is None or transfer.reference != reference:
-            raise MovementUnknownError(f"{PARTY}: a transfer read back without our reference")
-        return transfer
-
-    async def statement(self) -> AsyncIterator[Transfer]:
-        async for row in self._upstream.statement():
-            transfer = transfer_of(row)
-            if transfer is None:
-                raise MovementUnknownError(f"{PARTY}: an unreadable statement line")
-            yield transfer
 
 
 def transfer_of(body: JsonObject) -> Transfer | None:

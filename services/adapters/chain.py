@@ -8,14 +8,19 @@ other outcome is unknown and is learned with `find_transfer`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
 import httpx
 
-from services.adapters.http import HttpUpstream, JsonObject, RetryPolicy, protocol_error
-from services.adapters.ports import ChainPort, MovementUnknownError, Transfer
+from services.adapters.http import (
+    HttpMovements,
+    HttpUpstream,
+    JsonObject,
+    RetryPolicy,
+    protocol_error,
+)
+from services.adapters.ports import ChainPort, Transfer
 
 PARTY = "chain"
 REFUSALS = frozenset(
@@ -30,10 +35,11 @@ REFUSALS = frozenset(
 """The chain's refusals that mean nothing was sent (its contract says so)."""
 
 
-class HttpChain(ChainPort):
+class HttpChain(HttpMovements, ChainPort):
     def __init__(self, client: httpx.AsyncClient, *, retry: RetryPolicy | None = None) -> None:
         """`client` comes from `upstream_client(settings.chain_url, ...)`."""
-        self._upstream = HttpUpstream(client, party=PARTY, retry=retry)
+        upstream = HttpUpstream(client, party=PARTY, retry=retry)
+        super().__init__(upstream, refusals=REFUSALS, read=transfer_of)
 
     async def transfer(
         self,
@@ -44,8 +50,8 @@ class HttpChain(ChainPort):
         to_address: str,
         amount: Decimal,
     ) -> Transfer:
-        sent = await self._upstream.move(
-            "/transfers",
+        return await self._move(
+            reference,
             {
                 "reference": reference,
                 "network": network,
@@ -53,28 +59,7 @@ class HttpChain(ChainPort):
                 "toAddress": to_address,
                 "amount": format(amount, "f"),
             },
-            REFUSALS,
         )
-        transfer = transfer_of(sent)
-        if transfer is None or transfer.reference != reference:
-            raise MovementUnknownError(f"{PARTY}: a transfer answer without our reference")
-        return transfer
-
-    async def find_transfer(self, reference: str) -> Transfer | None:
-        found = await self._upstream.read_transfer(reference)
-        if found is None:
-            return None
-        transfer = transfer_of(found)
-        if transfer is None or transfer.reference != reference:
-            raise MovementUnknownError(f"{PARTY}: a transfer read back without our reference")
-        return transfer
-
-    async def statement(self) -> AsyncIterator[Transfer]:
-        async for row in self._upstream.statement():
-            transfer = transfer_of(row)
-            if transfer is None:
-                raise MovementUnknownError(f"{PARTY}: an unreadable statement line")
-            yield transfer
 
     async def usdc_balance(self, *, network: str, address: str) -> Decimal:
         found = await self._upstream.call(

@@ -36,6 +36,7 @@ from pydantic import SecretStr
 from services.adapters.ports import (
     MovementRefusedError,
     MovementUnknownError,
+    Transfer,
     UpstreamError,
     UpstreamRejectedError,
     UpstreamUnavailableError,
@@ -121,6 +122,11 @@ class HttpUpstream:
         self._retry = retry or RetryPolicy()
         self._draw = draw
         self._sleep = sleep
+
+    @property
+    def name(self) -> str:
+        """The party this client talks to (bank, chain, provider)."""
+        return self._party
 
     async def call(
         self,
@@ -233,6 +239,49 @@ class HttpUpstream:
         code = str(body.get("code") or f"HTTP_{response.status_code}")
         message = str(body.get("message") or f"{self._party} refused with {response.status_code}")
         raise HttpRejectedError(code, message, status=response.status_code, body=body)
+
+
+class HttpMovements:
+    """What the bank's and the chain's clients share: a transfer booked, read back and listed,
+    each answer read as a `Transfer` by the party's `read` and checked to carry our reference
+    (anything else is an unknown outcome, never a guess)."""
+
+    def __init__(
+        self,
+        upstream: HttpUpstream,
+        *,
+        refusals: frozenset[str],
+        read: Callable[[JsonObject], Transfer | None],
+    ) -> None:
+        self._upstream = upstream
+        self._refusals = refusals
+        self._read = read
+
+    async def _move(self, reference: str, payload: JsonObject) -> Transfer:
+        transfer = self._read(await self._upstream.move("/transfers", payload, self._refusals))
+        if transfer is None or transfer.reference != reference:
+            raise MovementUnknownError(
+                f"{self._upstream.name}: a transfer answer without our reference"
+            )
+        return transfer
+
+    async def find_transfer(self, reference: str) -> Transfer | None:
+        found = await self._upstream.read_transfer(reference)
+        if found is None:
+            return None
+        transfer = self._read(found)
+        if transfer is None or transfer.reference != reference:
+            raise MovementUnknownError(
+                f"{self._upstream.name}: a transfer read back without our reference"
+            )
+        return transfer
+
+    async def statement(self) -> AsyncIterator[Transfer]:
+        async for row in self._upstream.statement():
+            transfer = self._read(row)
+            if transfer is None:
+                raise MovementUnknownError(f"{self._upstream.name}: an unreadable statement line")
+            yield transfer
 
 
 def _json_object(response: httpx.Response) -> JsonObject | None:

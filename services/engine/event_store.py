@@ -53,26 +53,38 @@ class Orders(Application[UUID]):
             return {i: a for i, a in found if a is not None}
         if not wanted:
             return {}
-        query = (
-            "SELECT originator_id, originator_version, topic, state"  # noqa: S608 - library identifiers
-            f" FROM {recorder.datastore.schema}.{recorder.events_table_name}"
-            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-        )
-        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(query, (wanted,))
-            rows: list[Any] = curs.fetchall()
         aggregates: dict[UUID, Aggregate] = {}
-        for row in rows:
-            stored = StoredEvent(
-                originator_id=row["originator_id"],
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-            event: Any = self.mapper.to_domain_event(stored)
+        for event in self.select_events(
+            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version", (wanted,)
+        ):
             aggregate_id: UUID = event.originator_id
             aggregates[aggregate_id] = event.mutate(aggregates.get(aggregate_id))
         return aggregates
+
+    def select_events(self, where: str, params: tuple[object, ...]) -> list[Any]:
+        """The domain events of the stored events table `e` that `where` selects (joins,
+        conditions and order: trusted SQL of ours), from ONE query. PostgreSQL only."""
+        recorder = self.recorder
+        if not isinstance(recorder, PostgresApplicationRecorder):
+            raise TypeError("select_events reads PostgreSQL")
+        query = (
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state"  # noqa: S608 - library identifiers
+            f" FROM {recorder.datastore.schema}.{recorder.events_table_name} AS e {where}"
+        )
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, params)
+            rows: list[Any] = curs.fetchall()
+        return [
+            self.mapper.to_domain_event(
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+            )
+            for row in rows
+        ]
 
     def order_histories(self, page_size: int = 1000) -> dict[UUID, list[Order.Event]]:
         """Every order's events, in version order, read from the notification log in pages."""

@@ -19,19 +19,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Response
 from fastapi.responses import JSONResponse
 
 from domain import commands as c
 from domain.commands import ActorRef
 from domain.errors import DomainError, ErrorCode
 from domain.idempotency import parse_key
+from domain.views import OrderView
 from services.auth.principal import Principal
 from services.command_client import CommandTimeoutError
 from services.contracts import ReplyEnvelope
 from services.gateway.auth import Operator, Writer
 from services.gateway.ports import Gateway, GatewayDep
-from services.gateway.problems import ApiError, problem_response
+from services.gateway.problems import ApiError, problem_response, responses
 from services.gateway.queries import owner_of
 
 IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
@@ -203,3 +204,16 @@ def by_operator(
 
 ByCustomer = Annotated[CustomerSender, Depends(by_customer)]
 ByOperator = Annotated[OperatorSender, Depends(by_operator)]
+
+
+def order_command(
+    router: APIRouter, path: str, *errors: ErrorCode
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The decorator of a route that sends one command on an order: 200 with the order, or the
+    problem of one of `errors`."""
+    return router.post(
+        path,
+        response_model=OrderView,
+        response_model_exclude_none=True,
+        responses=responses(*errors),
+    )

@@ -63,64 +63,65 @@ def core(settings: Settings) -> list[Child]:
     """The engine and workers (as many of each as the settings ask: they share their consumer
     group's partitions), and one relay, sweeper and projector (each holds a lock: a second
     would only wait)."""
-    return [
-        *instances(
+    events, commands = settings.events_topic, settings.commands_topic
+    table: list[tuple[str, int, list[str], Principal | None, str]] = [
+        # kind, instances, arguments after -m, Kafka principal, what it connects
+        (
             "engine",
             settings.engine_instances,
-            argv=["-m", "services.engine"],
-            environ=AsPrincipal(Principal.ENGINE),
-            address=f"{settings.commands_topic} -> {settings.replies_topic}",
-            ready_text="engine: consuming",
+            ["services.engine"],
+            Principal.ENGINE,
+            f"{commands} -> {settings.replies_topic}",
         ),
-        *instances(
-            "relay",
-            1,
-            argv=["-m", "services.relay"],
-            environ=AsPrincipal(Principal.RELAY),
-            address=f"event store -> {settings.events_topic}",
-            ready_text="relay: publishing",
-        ),
-        *instances(
-            "sweeper",
-            1,
-            argv=["-m", "services.sweeper"],
-            environ=AsPrincipal(Principal.SWEEPER),
-            address=f"expired quotes -> {settings.commands_topic}",
-            ready_text="sweeper: expiring",
-        ),
-        *instances(
+        ("relay", 1, ["services.relay"], Principal.RELAY, f"event store -> {events}"),
+        ("sweeper", 1, ["services.sweeper"], Principal.SWEEPER, f"expired quotes -> {commands}"),
+        (
             "eur-treasury",
             settings.eur_treasury_instances,
-            argv=["-m", "services.workers", "eur-treasury"],
-            environ=AsPrincipal(Principal.EUR_TREASURY),
-            address=f"{settings.events_topic} -> bank",
-            ready_text="eur-treasury: consuming",
+            ["services.workers", "eur-treasury"],
+            Principal.EUR_TREASURY,
+            f"{events} -> bank",
         ),
-        *instances(
-            "projector",
-            1,
-            argv=["-m", "services.projector"],
-            environ=AsPrincipal(None),
-            address="event store -> order_list",
-            ready_text="projector: following",
-        ),
-        *instances(
+        ("projector", 1, ["services.projector"], None, "event store -> order_list"),
+        (
             "usdc-chain",
             settings.usdc_chain_instances,
-            argv=["-m", "services.workers", "usdc-chain"],
-            environ=AsPrincipal(Principal.USDC_CHAIN),
-            address=f"{settings.events_topic} -> chain",
-            ready_text="usdc-chain: consuming",
+            ["services.workers", "usdc-chain"],
+            Principal.USDC_CHAIN,
+            f"{events} -> chain",
         ),
-        *instances(
+        (
             "webhooks",
             1,
-            argv=["-m", "services.webhooks"],
-            environ=AsPrincipal(Principal.WEBHOOKS),
-            address=f"{settings.events_topic} -> webhook endpoints",
-            ready_text="webhooks: consuming",
+            ["services.webhooks"],
+            Principal.WEBHOOKS,
+            f"{events} -> webhook endpoints",
         ),
     ]
+    return [
+        child
+        for kind, count, module, principal, address in table
+        for child in instances(
+            kind,
+            count,
+            argv=["-m", *module],
+            environ=AsPrincipal(principal),
+            address=address,
+            ready_text=f"{kind}: {READY_WORDS[kind]}",
+        )
+    ]
+
+
+READY_WORDS = {
+    "engine": "consuming",
+    "relay": "publishing",
+    "sweeper": "expiring",
+    "eur-treasury": "consuming",
+    "projector": "following",
+    "usdc-chain": "consuming",
+    "webhooks": "consuming",
+}
+"""The word of each process's log line that says it is ready (`<kind>: <word>`)."""
 
 
 def gateway(settings: Settings) -> Child:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from domain.order import Order
@@ -32,26 +30,15 @@ def views_at(orders: Orders, wanted: Wanted) -> dict[tuple[UUID, int], OrderView
     if not isinstance(recorder, PostgresApplicationRecorder):
         return _one_by_one(orders, wanted)
     ids = list(wanted)
-    query = (
-        "SELECT e.originator_id, e.originator_version, e.topic, e.state"  # noqa: S608 - library identifiers
-        f" FROM {recorder.datastore.schema}.{recorder.events_table_name} AS e"
-        " JOIN unnest(%s::uuid[], %s::int[]) AS w(id, up_to)"
+    events = orders.select_events(
+        "JOIN unnest(%s::uuid[], %s::int[]) AS w(id, up_to)"
         " ON e.originator_id = w.id AND e.originator_version <= w.up_to"
-        " ORDER BY e.originator_id, e.originator_version"
+        " ORDER BY e.originator_id, e.originator_version",
+        (ids, [max(wanted[i]) for i in ids]),
     )
-    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(query, (ids, [max(wanted[i]) for i in ids]))
-        rows: list[Any] = curs.fetchall()
     found: dict[tuple[UUID, int], OrderView] = {}
     states: dict[UUID, Order] = {}
-    for row in rows:
-        stored = StoredEvent(
-            originator_id=row["originator_id"],
-            originator_version=row["originator_version"],
-            topic=row["topic"],
-            state=bytes(row["state"]),
-        )
-        event: Any = orders.mapper.to_domain_event(stored)
+    for event in events:
         order: Order = event.mutate(states.get(event.originator_id))
         states[event.originator_id] = order
         if event.originator_version in wanted[event.originator_id]:

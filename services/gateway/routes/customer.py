@@ -16,7 +16,7 @@ from domain.money import parse_amount
 from domain.order import Side
 from domain.views import OrderView
 from services.gateway.auth import Reader
-from services.gateway.commands import ORDER_COMMAND_ERRORS, SEND_ERRORS, ByCustomer
+from services.gateway.commands import ORDER_COMMAND_ERRORS, SEND_ERRORS, ByCustomer, order_command
 from services.gateway.params import Limit, OrderId, Page
 from services.gateway.ports import GatewayDep
 from services.gateway.problems import ApiError, responses
@@ -105,12 +105,7 @@ def quote_terms(body: BuyQuoteRequest | SellQuoteRequest) -> dict[str, Any]:
     }
 
 
-@customer.post(
-    "/quote",
-    response_model=OrderView,
-    response_model_exclude_none=True,
-    responses=responses(*QUOTE_ERRORS),
-)
+@order_command(customer, "/quote", *QUOTE_ERRORS)
 async def request_quote(body: QuoteBody, sender: ByCustomer) -> Response:
     """A short-lived indicative quote; its quoteId is the new order's id."""
     envelope = sender.envelope(uuid.uuid4())  # a malformed key is refused before the amount
@@ -164,12 +159,7 @@ async def get_order(order_id: OrderId, principal: Reader, gw: GatewayDep) -> dic
 CANCEL_ERRORS = (*ORDER_COMMAND_ERRORS, ErrorCode.NOT_CANCELLABLE)
 
 
-@customer.post(
-    "/{order_id}/cancel",
-    response_model=OrderView,
-    response_model_exclude_none=True,
-    responses=responses(*CANCEL_ERRORS),
-)
+@order_command(customer, "/{order_id}/cancel", *CANCEL_ERRORS)
 async def cancel_order(order_id: OrderId, sender: ByCustomer) -> Response:
     """Cancel a quoted or requoted order; anything further along is 409 NOT_CANCELLABLE."""
     return await sender.on_order(order_id, c.CancelOrder)
@@ -178,12 +168,7 @@ async def cancel_order(order_id: OrderId, sender: ByCustomer) -> Response:
 REQUOTE_ERRORS = (*ORDER_COMMAND_ERRORS, ErrorCode.INVALID_TRANSITION, ErrorCode.QUOTE_UNAVAILABLE)
 
 
-@customer.post(
-    "/{order_id}/requote",
-    response_model=OrderView,
-    response_model_exclude_none=True,
-    responses=responses(*REQUOTE_ERRORS),
-)
+@order_command(customer, "/{order_id}/requote", *REQUOTE_ERRORS)
 async def requote_order(order_id: OrderId, sender: ByCustomer) -> Response:
     """A fresh rate and expiry for a quoted, requoted or expired order."""
     return await sender.on_order(order_id, c.Requote)

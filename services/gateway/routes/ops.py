@@ -11,9 +11,8 @@ from fastapi import APIRouter, Response
 
 from domain import commands as c
 from domain.errors import ErrorCode
-from domain.views import OrderView
 from services.gateway.auth import Operator
-from services.gateway.commands import ORDER_COMMAND_ERRORS, ByOperator
+from services.gateway.commands import ORDER_COMMAND_ERRORS, ByOperator, order_command
 from services.gateway.params import Limit, OrderId, Page
 from services.gateway.ports import GatewayDep
 from services.gateway.problems import responses
@@ -55,12 +54,7 @@ APPROVE_ERRORS = (
 )
 
 
-@ops.post(
-    "/{order_id}/approve",
-    response_model=OrderView,
-    response_model_exclude_none=True,
-    responses=responses(*APPROVE_ERRORS),
-)
+@order_command(ops, "/{order_id}/approve", *APPROVE_ERRORS)
 async def approve_order(
     order_id: OrderId, sender: ByOperator, body: ApproveRequest | None = None
 ) -> Response:
@@ -77,12 +71,7 @@ async def approve_order(
 REJECT_ERRORS = (*ORDER_COMMAND_ERRORS, ErrorCode.INVALID_TRANSITION)
 
 
-@ops.post(
-    "/{order_id}/reject",
-    response_model=OrderView,
-    response_model_exclude_none=True,
-    responses=responses(*REJECT_ERRORS),
-)
+@order_command(ops, "/{order_id}/reject", *REJECT_ERRORS)
 async def reject_order(
     order_id: OrderId, sender: ByOperator, body: RejectRequest | None = None
 ) -> Response:
@@ -94,12 +83,7 @@ async def reject_order(
 RETRY_PAYOUT_ERRORS = (*ORDER_COMMAND_ERRORS, ErrorCode.INVALID_TRANSITION)
 
 
-@ops.post(
-    "/{order_id}/retry-payout",
-    response_model=OrderView,
-    response_model_exclude_none=True,
-    responses=responses(*RETRY_PAYOUT_ERRORS),
-)
+@order_command(ops, "/{order_id}/retry-payout", *RETRY_PAYOUT_ERRORS)
 async def retry_payout(order_id: OrderId, sender: ByOperator) -> Response:
     """Try a permanently failed payout again (a new attempt, a new reference)."""
     return await sender.on_order(order_id, c.RetryPayout)
@@ -108,12 +92,7 @@ async def retry_payout(order_id: OrderId, sender: ByOperator) -> Response:
 RETRY_REFUND_ERRORS = (*ORDER_COMMAND_ERRORS, ErrorCode.INVALID_TRANSITION)
 
 
-@ops.post(
-    "/{order_id}/retry-refund",
-    response_model=OrderView,
-    response_model_exclude_none=True,
-    responses=responses(*RETRY_REFUND_ERRORS),
-)
+@order_command(ops, "/{order_id}/retry-refund", *RETRY_REFUND_ERRORS)
 async def retry_refund(order_id: OrderId, sender: ByOperator) -> Response:
     """Try a refused refund again (a new attempt, a new reference)."""
     return await sender.on_order(order_id, c.RetryRefund)

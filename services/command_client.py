@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,6 +24,7 @@ from services import kafka
 from services.contracts import CORRELATION_ID, REPLY_TO, CommandEnvelope, ReplyEnvelope
 from services.producers import RenewingProducer
 from services.settings import Settings
+from services.timings import ENGINE_TIMING, now_ms, parse_timing
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,29 @@ class CommandNotSentError(KafkaTimeoutError):  # type: ignore[misc] # aiokafka i
     still deliver it later, so it may yet complete: retrying it is safe."""
 
 
+@dataclass(frozen=True)
+class Answered:
+    """A reply with where its time went: the engine's stages (its `engine-timing` header,
+    services/timings.py) and this client's own, in milliseconds."""
+
+    reply: ReplyEnvelope
+    engine_timing: str | None
+    received_ms: float
+    """When the reply came in (milliseconds since the epoch)."""
+    publish_ms: float = 0.0
+    """Until the broker acknowledged the command."""
+
+    def stages(self) -> dict[str, float]:
+        """publish, the engine's queue/load/outside/save, and the reply's transit."""
+        engine = parse_timing(self.engine_timing)
+        sent = engine.pop("sent", None)
+        engine.pop("batch", None)
+        stages = {"publish": self.publish_ms, **engine}
+        if sent is not None:
+            stages["reply"] = max(self.received_ms - sent, 0.0)
+        return stages
+
+
 class CommandClient:
     def __init__(self, settings: Settings, *, instance_id: str | None = None) -> None:
         self.settings = settings
@@ -45,7 +70,7 @@ class CommandClient:
             name=self.instance_id,
         )
         self._consumer: AIOKafkaConsumer | None = None
-        self._waiting: dict[str, asyncio.Future[ReplyEnvelope]] = {}
+        self._waiting: dict[str, asyncio.Future[Answered]] = {}
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -126,12 +151,17 @@ class CommandClient:
         """Publish and wait for the engine's reply, `timeout` seconds in all. Raises
         CommandNotSentError when the broker does not take the command in time, and
         CommandTimeoutError when it did but no reply came."""
+        return (await self.send_timed(command, timeout=timeout)).reply
+
+    async def send_timed(self, command: Command, *, timeout: float = 10.0) -> Answered:  # noqa: ASYNC109
+        """`send`, the reply with where its time went."""
         correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answered] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
+            started = loop.time()
             try:
                 async with asyncio.timeout_at(deadline):
                     await self.publish(
@@ -141,13 +171,15 @@ class CommandClient:
                 raise CommandNotSentError(
                     f"the broker did not take command {command.command_id} in {timeout}s"
                 ) from None
+            published = (loop.time() - started) * 1000
             try:
                 async with asyncio.timeout_at(deadline):
-                    return await future
+                    answered = await future
             except TimeoutError:
                 raise CommandTimeoutError(
                     f"no reply to command {command.command_id} in {timeout}s"
                 ) from None
+            return replace(answered, publish_ms=published)
         finally:
             self._waiting.pop(correlation_id, None)
 
@@ -159,13 +191,13 @@ class CommandClient:
     ) -> list[ReplyEnvelope]:
         """Publish several commands in order without waiting in between (they share a partition
         when they share an order), then wait for all their replies, in the same order."""
-        futures: list[asyncio.Future[ReplyEnvelope]] = []
+        futures: list[asyncio.Future[Answered]] = []
         correlation_ids = []
         deliveries = []
         try:
             for command in commands:
                 correlation_id = uuid.uuid4().hex
-                future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
+                future: asyncio.Future[Answered] = asyncio.get_running_loop().create_future()
                 self._waiting[correlation_id] = future
                 correlation_ids.append(correlation_id)
                 futures.append(future)
@@ -181,7 +213,8 @@ class CommandClient:
                     ),
                 )
             await asyncio.gather(*deliveries)
-            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
+            answers = await asyncio.wait_for(asyncio.gather(*futures), timeout)
+            return [answered.reply for answered in answers]
         except TimeoutError:
             raise CommandTimeoutError(
                 f"no reply to {len(commands)} commands in {timeout}s"
@@ -214,6 +247,8 @@ class CommandClient:
         if future is None or future.done():
             return
         try:
-            future.set_result(ReplyEnvelope.model_validate_json(record.value))
+            reply = ReplyEnvelope.model_validate_json(record.value)
         except ValueError as error:
             future.set_exception(error)
+        else:
+            future.set_result(Answered(reply, headers.get(ENGINE_TIMING), now_ms()))

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -170,10 +170,12 @@ def engine_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Po
 
 @dataclass
 class Run:
-    """What one workload measured: seconds of the measured part and each command's latency."""
+    """What one workload measured: seconds of the measured part, each command's latency, and
+    where it went (services/timings.py), in milliseconds by stage."""
 
     seconds: float
     latencies: list[float]
+    stages: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -186,6 +188,15 @@ class Run:
             f"  p99.9 {ms(self.latencies, 0.999)}"
         )
 
+    def breakdown(self) -> str:
+        """Each stage's p50 / p99 in ms (the stages overlap nowhere but publish and queue: the
+        queue starts when the command record is made, before the broker acknowledges it)."""
+        return "  ".join(
+            f"{name} {percentile(values, 0.5):.1f}/{percentile(values, 0.99):.1f}"
+            for name, values in self.stages.items()
+            if values
+        )
+
 
 def ms(values: list[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:.1f} ms" if values else "n/a"
@@ -196,8 +207,12 @@ def checked(reply: Any) -> None:  # noqa: ANN401 - a ReplyEnvelope
         raise RuntimeError(f"command refused: {reply.error}")
 
 
+Sender = Callable[[c.Command], Awaitable[dict[str, float]]]
+"""Sends one command and waits for its reply; returns where its time went, by stage (ms)."""
+
+
 async def closed_loop(
-    send: Callable[[c.Command], Awaitable[None]],
+    send: Sender,
     orders: list[list[c.Command]],
     concurrency: int,
     *,
@@ -210,13 +225,15 @@ async def closed_loop(
     offered load, to see latency below saturation). A command's latency is from its sending to
     its reply."""
     latencies: list[float] = []
+    stages: dict[str, list[float]] = {}
     gate = asyncio.Semaphore(concurrency if pace is None else len(orders))
 
     async def one_order(commands: list[c.Command]) -> None:
         async with gate:
             for command in commands:
                 sent = time.perf_counter()
-                await send(command)
+                for name, value in (await send(command)).items():
+                    stages.setdefault(name, []).append(value)
                 latencies.append(time.perf_counter() - sent)
 
     async def paced(n: int, commands: list[c.Command], pace: float) -> None:
@@ -228,7 +245,7 @@ async def closed_loop(
         await asyncio.gather(*(one_order(commands) for commands in orders))
     else:
         await asyncio.gather(*(paced(n, cmds, pace) for n, cmds in enumerate(orders)))
-    return Run(time.perf_counter() - started, latencies)
+    return Run(time.perf_counter() - started, latencies, stages)
 
 
 async def all_at_once(
@@ -253,9 +270,7 @@ async def all_at_once(
 
 
 @contextlib.asynccontextmanager
-async def naive_sender(
-    settings: Settings, concurrency: int
-) -> AsyncIterator[Callable[[c.Command], Awaitable[None]]]:
+async def naive_sender(settings: Settings, concurrency: int) -> AsyncIterator[Sender]:
     """The ordinary eventsourcing way, in the same process as its clients: per command one load,
     decide and `Application.save` (`CommandProcessor.process_one`), in a thread of a pool as
     large as the number of orders in flight, on the same database. No Kafka."""
@@ -273,9 +288,10 @@ async def naive_sender(
                 clock=lambda: datetime.now(UTC),
             )
 
-            async def send(command: c.Command) -> None:
+            async def send(command: c.Command) -> dict[str, float]:
                 [reply] = await processor.process_one(command)
                 checked(reply)
+                return {}
 
             yield send
     finally:
@@ -294,6 +310,7 @@ class EngineFigures:
         out = [
             f"workload: {self.workload}; {self.concurrency} orders in flight",
             f"engine (Kafka in, batched saves, replies on Kafka)  {self.engine.describe()}",
+            f"  where the time went, ms p50/p99 by stage:  {self.engine.breakdown()}",
             f"naive  (one load + Application.save per command)    {self.naive.describe()}",
             (
                 "ratio  engine / naive at the same concurrency        "
@@ -305,6 +322,7 @@ class EngineFigures:
                 f"engine at half its sustained rate (offered {self.engine.rate / 2:,.0f}/s)"
                 f"  {self.half_rate.describe()}"
             )
+            out.append(f"  where the time went, ms p50/p99 by stage:  {self.half_rate.breakdown()}")
         return out
 
 
@@ -319,8 +337,10 @@ async def bench_engine(
             with engine_process(bench_settings, log_path):
                 async with CommandClient(bench_settings) as client:
 
-                    async def send(command: c.Command) -> None:
-                        checked(await client.send(command, timeout=120))
+                    async def send(command: c.Command) -> dict[str, float]:
+                        answered = await client.send_timed(command, timeout=120)
+                        checked(answered.reply)
+                        return answered.stages()
 
                     # Warm-up: connections, the group join, the first batches.
                     await closed_loop(send, [lifecycle(customer) for _ in range(20)], 10)

@@ -128,8 +128,10 @@ async def run(settings: Settings) -> None:
             encoded = [(name, text.encode()) for name, text in headers.items()]
             return await producer.send(topic, value, key=key, headers=encoded)
 
-        build(settings, broker, processor, send, outages)
+        service = build(settings, broker, processor, send, outages)
         app = FastStream(broker, logger=log)
+        # On a stop, the batches whose replies are in flight finish: replies out, offsets in.
+        app.on_shutdown(service.commits.drain)
         log.info("engine: consuming %s as group %s", settings.commands_topic, settings.engine_group)
         async with vitals_running(settings, outages, Dependency.POSTGRES, Dependency.KAFKA):
             await app.run()

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -53,13 +53,21 @@ from services.dead_letters import KafkaRecord, dead_letter_headers, summarise
 from services.engine.event_store import Orders
 from services.engine.handlers import COMMANDS, Batch, Policy, Result, Workspace, decide
 from services.engine.lookups import Inputs, Lookout
+from services.offsets import InOrderCommits
 from services.resilience import INFRASTRUCTURE_ERRORS, Backoff, Outages, consume_batch
 from services.resources.port import ResourceDirectory
+from services.timings import ENGINE_TIMING, Stages, engine_timing, now_ms
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 MAX_CONFLICT_RETRIES = 5
+
+Received = tuple[Any, CommandEnvelope | Unparseable]
+"""An aiokafka record (untyped) and its value, parsed (services/batches.py)."""
+
+Answer = tuple[ReplyEnvelope, Stages]
+"""A reply and the stages of the batch that decided it (services/timings.py)."""
 
 Send = Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[Awaitable[Any]]]
 """`send(topic, value, key, headers)` enqueues a message and returns its delivery."""
@@ -80,15 +88,39 @@ def header(record: Any, name: str) -> str | None:  # noqa: ANN401 - aiokafka rec
     return None
 
 
-def dependent_cut(commands: Sequence[c.Command]) -> tuple[list[c.Command], list[c.Command]]:
+Indexed = list[tuple[int, c.Command]]
+"""Commands with their place in the batch (a redelivered duplicate may share a command id)."""
+
+
+def dependent_cut(commands: Indexed) -> tuple[Indexed, Indexed]:
     """The longest head of `commands` in which no command that needs outside lookups follows
     another command of its own order, and the rest."""
     seen: set[UUID] = set()
-    for index, command in enumerate(commands):
+    for index, (_, command) in enumerate(commands):
         if index and COMMANDS[type(command)].looks_outside and command.order_id in seen:
-            return list(commands[:index]), list(commands[index:])
+            return commands[:index], commands[index:]
         seen.add(command.order_id)
-    return list(commands), []
+    return commands, []
+
+
+def quick_and_slow(commands: Indexed) -> tuple[Indexed, Indexed]:
+    """The commands that need nothing from outside (a confirm, a cancel, a worker's outcome)
+    and those that do, with every command of an order that has one of the latter; the two
+    name different orders, so neither waits for the other's provider or chain call."""
+    slow_orders: set[UUID] = set()
+    quick: Indexed = []
+    slow: Indexed = []
+    for index, command in commands:
+        if COMMANDS[type(command)].looks_outside or command.order_id in slow_orders:
+            slow.append((index, command))
+            slow_orders.add(command.order_id)
+        else:
+            quick.append((index, command))
+    return quick, slow
+
+
+Ready = Callable[[list[tuple[int, "Answer"]]], Awaitable[None]]
+"""Called with the answers of part of a batch as soon as they are saved, by their places."""
 
 
 class CommandProcessor:
@@ -110,41 +142,79 @@ class CommandProcessor:
         self.clock = clock
 
     async def process(self, commands: Sequence[c.Command]) -> list[ReplyEnvelope]:
-        """Replies to every command, in order. Raises only on infrastructure failure.
+        """Replies to every command, in order. Raises only on infrastructure failure."""
+        return [reply for reply, _ in await self.process_timed(commands)]
+
+    async def process_timed(
+        self, commands: Sequence[c.Command], ready: Ready | None = None
+    ) -> list[Answer]:
+        """`process`, each reply with the stages of the batch that decided it; `ready` hears
+        of each part of the batch as soon as it is saved.
 
         A command whose outside lookups depend on its order (a requote's or an approval's
         price) cannot have them made before an earlier command of the same batch has changed
         or created that order: the batch is cut there, and the rest follows as a batch of its
-        own, in order."""
-        replies: list[ReplyEnvelope] = []
-        rest = list(commands)
+        own, in order. Within a cut, the commands that need nothing from outside are decided
+        and saved while the others' lookups are under way."""
+        answers: dict[int, Answer] = {}
+
+        async def done(part: list[tuple[int, Answer]]) -> None:
+            answers.update(part)
+            if ready is not None:
+                await ready(part)
+
+        rest: Indexed = list(enumerate(commands))
         while rest:
             head, rest = dependent_cut(rest)
-            replies.extend(await self._process_batch(head))
-        return replies
+            quick, slow = quick_and_slow(head)
+            if not quick or not slow:
+                await done(await self._process_batch(head))
+                continue
+            prepared = asyncio.create_task(self._prepare(slow))
+            try:
+                await done(await self._process_batch(quick))
+            except BaseException:
+                prepared.cancel()
+                raise
+            await done(await self._commit(slow, *await prepared))
+        return [answers[index] for index in range(len(commands))]
 
-    async def _process_batch(self, commands: Sequence[c.Command]) -> list[ReplyEnvelope]:
+    async def _process_batch(self, commands: Indexed) -> list[tuple[int, Answer]]:
+        return await self._commit(commands, *await self._prepare(commands))
+
+    async def _prepare(self, commands: Indexed) -> tuple[Workspace, Inputs, Stages]:
+        """Load the batch's aggregates and ask the outside world for what it needs."""
         started = time.perf_counter()
-        workspace = await asyncio.to_thread(self._load, commands)
+        only = [command for _, command in commands]
+        workspace = await asyncio.to_thread(self._load, only)
         loaded = time.perf_counter()
-        inputs = await self._look_outside(commands, workspace)
-        gathered = time.perf_counter()
+        inputs = await self._look_outside(only, workspace)
+        stages = Stages(
+            load=(loaded - started) * 1000,
+            outside=(time.perf_counter() - loaded) * 1000,
+            batch=len(commands),
+        )
+        return workspace, inputs, stages
+
+    async def _commit(
+        self, commands: Indexed, workspace: Workspace, inputs: Inputs, stages: Stages
+    ) -> list[tuple[int, Answer]]:
+        """Decide and save the batch in one transaction; one command at a time on a conflict."""
+        started = time.perf_counter()
+        only = [command for _, command in commands]
         try:
-            replies = await asyncio.to_thread(self._decide_and_save, commands, workspace, inputs)
+            replies = await asyncio.to_thread(self._decide_and_save, only, workspace, inputs)
         except RecordConflictError:
             log.warning("batch of %d conflicted; redoing it one command at a time", len(commands))
         else:
-            log.debug(
-                "batch of %d: load %.0f ms, outside world %.0f ms, decide and save %.0f ms",
-                len(commands),
-                (loaded - started) * 1000,
-                (gathered - loaded) * 1000,
-                (time.perf_counter() - gathered) * 1000,
-            )
-            return replies
-        one_by_one: list[ReplyEnvelope] = []
-        for command in commands:
-            one_by_one.extend(await self.process_one(command, inputs))
+            saved = replace(stages, save=(time.perf_counter() - started) * 1000)
+            return [
+                (index, (reply, saved)) for (index, _), reply in zip(commands, replies, strict=True)
+            ]
+        one_by_one: list[tuple[int, Answer]] = []
+        for index, command in commands:
+            [reply] = await self.process_one(command, inputs)
+            one_by_one.append((index, (reply, Stages())))
         return one_by_one
 
     async def process_one(
@@ -234,6 +304,7 @@ class EngineService:
         self.send = send
         self.replies_topic = replies_topic
         self.dlq_topic = dlq_topic
+        self.commits = InOrderCommits()
 
     def subscribe(  # noqa: PLR0913 - where and how to consume
         self,
@@ -252,33 +323,66 @@ class EngineService:
             max_records=max_records,
             batch_timeout_ms=20,
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            ack_policy=AckPolicy.MANUAL,  # services/offsets.py commits
             parser=without_reply_to,
             decoder=record_values,
             title="on_commands",
             description="The engine: any number of instances in one consumer group; a batch "
-            "is committed once its events are saved and its replies delivered.",
+            "is committed once its events are saved and its replies delivered, while the next "
+            "batch is worked on.",
         )
         async def on_commands(commands: list[ReceivedCommand], msg: KafkaMessage) -> None:
             # The raw records too: a command that does not parse is dead-lettered as its own
             # bytes with its offset, and a reply goes under its record's key to `reply_to`.
-            batch = list(zip(records_of(msg), commands, strict=True))
-            await consume_batch(self.handle(batch), outages, backoff)
+            records = records_of(msg)
+            batch = list(zip(records, commands, strict=True))
+            await consume_batch(self._pipelined(batch, msg.consumer), outages, backoff)
 
-    async def handle(self, batch: Sequence[tuple[Any, CommandEnvelope | Unparseable]]) -> None:
+    async def handle(self, batch: Sequence[Received]) -> None:
+        """One batch, its replies delivered."""
+        await asyncio.gather(*await self._run(batch))
+
+    async def _pipelined(self, batch: Sequence[Received], consumer: object) -> None:
+        """One batch, its offsets committed behind its replies (services/offsets.py) while the
+        next batch is worked on; anything raised rewinds what is not committed, to come again."""
+        records = [record for record, _ in batch]
+        broken = self.commits.broken
+        if broken is not None:
+            await self.commits.rewind(consumer, records)
+            raise broken
+        try:
+            deliveries = await self._run(batch)
+        except BaseException:
+            await self.commits.rewind(consumer, records)
+            raise
+        await self.commits.after(consumer, records, deliveries)
+
+    async def _run(self, batch: Sequence[Received]) -> list[Awaitable[Any]]:
+        """Parse, process, and send each reply as soon as its part of the batch is saved;
+        the replies' deliveries (and the dead letters') are returned, not awaited."""
+        started = now_ms()
         deliveries: list[Awaitable[Any]] = []
         incoming: list[Incoming] = []
         for record, received in batch:
             parsed = await self._parse(record, received, deliveries)
             if parsed is not None:
                 incoming.append(parsed)
-        replies = await self._process(incoming, deliveries)
-        for item, reply in zip(incoming, replies, strict=True):
-            if item.reply_to is not None:
+
+        async def ready(part: list[tuple[int, Answer]]) -> None:
+            for index, (reply, stages) in part:
+                item = incoming[index]
+                if item.reply_to is None:
+                    continue
+                queued = started - item.record.timestamp
+                timing = engine_timing(stages, queued=queued, sent=now_ms())
                 deliveries.append(
-                    await self._send_reply(item.record, reply, item.reply_to, item.correlation_id)
+                    await self._send_reply(
+                        item.record, reply, item.reply_to, item.correlation_id, timing
+                    )
                 )
-        await asyncio.gather(*deliveries)
+
+        await self._process(incoming, deliveries, ready)
+        return deliveries
 
     async def _parse(
         self,
@@ -311,15 +415,26 @@ class EngineService:
         return None
 
     async def _process(
-        self, incoming: list[Incoming], deliveries: list[Awaitable[Any]]
-    ) -> list[ReplyEnvelope]:
+        self, incoming: list[Incoming], deliveries: list[Awaitable[Any]], ready: Ready
+    ) -> None:
+        answered: set[int] = set()
+
+        async def heard(part: list[tuple[int, Answer]]) -> None:
+            answered.update(index for index, _ in part)
+            await ready(part)
+
         try:
-            return await self.processor.process([item.command for item in incoming])
+            await self.processor.process_timed([item.command for item in incoming], heard)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception:
             log.exception("batch of %d failed; isolating its commands", len(incoming))
-        return [await self._process_isolated(item, deliveries) for item in incoming]
+        else:
+            return
+        for index, item in enumerate(incoming):
+            if index not in answered:
+                reply = await self._process_isolated(item, deliveries)
+                await ready([(index, (reply, Stages()))])
 
     async def _process_isolated(
         self, item: Incoming, deliveries: list[Awaitable[Any]]
@@ -350,8 +465,11 @@ class EngineService:
         reply: ReplyEnvelope,
         reply_to: str,
         correlation_id: str | None,
+        timing: str | None = None,
     ) -> Awaitable[Any]:
         headers = {REPLY_TO: reply_to, CORRELATION_ID: correlation_id or str(reply.command_id)}
+        if timing is not None:
+            headers[ENGINE_TIMING] = timing
         return await self.send(self.replies_topic, reply.to_bytes(), record.key, headers)
 
     async def _dead_letter(self, record: Any, message: str) -> Awaitable[Any]:  # noqa: ANN401

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from psycopg.conninfo import make_conninfo
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     chain_url: str = Field(default="http://127.0.0.1:8103", description="USDC chain")
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, description="per HTTP call")
     upstream_max_attempts: int = Field(default=4, ge=1, description="tries of a retryable call")
+    lookup_deadline_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="the engine's limit on one price or balance lookup, retries included; "
+        "below the gateway's reply timeout, so a slow provider answers 503 QUOTE_UNAVAILABLE "
+        "rather than a gateway timeout",
+    )
     worker_event_attempts: int = Field(
         default=3, ge=1, description="tries of an order event before it is dead-lettered"
     )
@@ -189,6 +196,14 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(
         default=0.5, gt=0, description="how often the sender looks for due deliveries"
     )
+
+    @model_validator(mode="after")
+    def _lookups_end_before_the_gateway_gives_up(self) -> Settings:
+        if self.lookup_deadline_seconds >= self.gateway_reply_timeout_seconds:
+            raise ValueError(
+                "OTC_LOOKUP_DEADLINE_SECONDS must be below OTC_GATEWAY_REPLY_TIMEOUT_SECONDS"
+            )
+        return self
 
     def to_env(self) -> dict[str, str]:
         """These settings as `OTC_` environment variables, to start another process with."""

@@ -3,6 +3,7 @@ the engine before the sandboxes exist."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +35,8 @@ class FakePricing(PricingPort):
         }
         self.fee_bps = fee_bps
         self.available = True
+        self.delay_seconds = 0.0
+        """How long each price takes (a slow provider)."""
         self.calls = 0
 
     async def price(
@@ -45,6 +48,8 @@ class FakePricing(PricingPort):
         idempotency_key: UUID,
     ) -> Price:
         self.calls += 1
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if not self.available:
             raise UpstreamUnavailableError("fake provider is down")
         fee = (source_amount * self.fee_bps / 10_000).quantize(source_currency.quantum)

@@ -113,6 +113,7 @@ async def run(settings: Settings) -> None:
             resources=resources,
             policy=policy_of(settings),
             clock=utc_now,
+            lookup_deadline_seconds=settings.lookup_deadline_seconds,
         )
         broker = kafka.broker(settings, client_id="otc-engine", log_level=logging.DEBUG)
         producer = RenewingProducer(

@@ -100,11 +100,19 @@ class Lookout:
     """The engine's calls to the outside world, at most `UPSTREAM_CONCURRENCY` at a time."""
 
     def __init__(
-        self, pricing: PricingPort, balances: WalletBalancePort, resources: ResourceDirectory
+        self,
+        pricing: PricingPort,
+        balances: WalletBalancePort,
+        resources: ResourceDirectory,
+        *,
+        deadline_seconds: float = 3.0,
     ) -> None:
+        """`deadline_seconds` bounds each price or balance call, its retries included (the
+        `lookup_deadline_seconds` setting, below the gateway's reply timeout)."""
         self.pricing = pricing
         self.balances = balances
         self.resources = resources
+        self.deadline_seconds = deadline_seconds
         self._upstream = asyncio.Semaphore(UPSTREAM_CONCURRENCY)
 
     async def gather(self, needs: Iterable[tuple[UUID, Lookups]]) -> Inputs:
@@ -138,13 +146,14 @@ class Lookout:
     async def _price(self, command_id: UUID, side: Side, amount: Decimal, inputs: Inputs) -> None:
         async with self._upstream:
             try:
-                price: Price | DomainError = await self.pricing.price(
-                    source_currency=side.source_currency,
-                    destination_currency=side.destination_currency,
-                    source_amount=amount,
-                    idempotency_key=uuid5(command_id, "price"),
-                )
-            except UpstreamError as error:
+                async with asyncio.timeout(self.deadline_seconds):
+                    price: Price | DomainError = await self.pricing.price(
+                        source_currency=side.source_currency,
+                        destination_currency=side.destination_currency,
+                        source_amount=amount,
+                        idempotency_key=uuid5(command_id, "price"),
+                    )
+            except (UpstreamError, TimeoutError) as error:
                 log.warning("pricing failed for command %s: %s", command_id, error)
                 price = DomainError(
                     ErrorCode.QUOTE_UNAVAILABLE, "no price could be had from the provider"
@@ -157,10 +166,11 @@ class Lookout:
             return  # the decision refuses it for the wallet itself
         async with self._upstream:
             try:
-                balance: Decimal | DomainError = await self.balances.usdc_balance(
-                    network=wallet.network, address=wallet.usdc_address
-                )
-            except UpstreamError as error:
+                async with asyncio.timeout(self.deadline_seconds):
+                    balance: Decimal | DomainError = await self.balances.usdc_balance(
+                        network=wallet.network, address=wallet.usdc_address
+                    )
+            except (UpstreamError, TimeoutError) as error:
                 log.warning("balance read failed for command %s: %s", command_id, error)
                 balance = DomainError(
                     ErrorCode.QUOTE_UNAVAILABLE, "the live wallet balance could not be read"

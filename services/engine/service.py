@@ -135,9 +135,12 @@ class CommandProcessor:
         resources: ResourceDirectory,
         policy: Policy,
         clock: Callable[[], datetime],
+        lookup_deadline_seconds: float = 3.0,
     ) -> None:
         self.orders = orders
-        self.lookout = Lookout(pricing, balances, resources)
+        self.lookout = Lookout(
+            pricing, balances, resources, deadline_seconds=lookup_deadline_seconds
+        )
         self.policy = policy
         self.clock = clock
 

@@ -5,6 +5,7 @@ of a batch before a command whose lookups depend on an earlier command of its ow
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -173,3 +174,36 @@ async def test_an_approval_is_refused_without_a_live_price(engine: Engine) -> No
     assert reply.error is not None
     assert reply.error.code is ErrorCode.QUOTE_UNAVAILABLE
     assert engine.events(order.order_id) == ["Quoted", "Confirmed"]
+
+
+async def test_a_price_slower_than_the_lookup_deadline_is_quote_unavailable(
+    engine: Engine,
+) -> None:
+    engine.processor.lookout.deadline_seconds = 0.05
+    engine.pricing.delay_seconds = 5.0
+    order = engine.orderer()
+
+    [reply] = await asyncio.wait_for(engine.send(engine.buy(order)), timeout=2)
+
+    assert reply.error is not None
+    assert reply.error.code is ErrorCode.QUOTE_UNAVAILABLE
+    assert engine.events(order.order_id) == []
+
+
+async def test_a_confirm_is_answered_without_waiting_for_another_orders_price(
+    engine: Engine,
+) -> None:
+    confirmed, quoted = engine.orderer(), engine.orderer()
+    await engine.send(engine.buy(confirmed))
+    engine.pricing.delay_seconds = 0.2
+    heard: list[list[str]] = []
+
+    async def ready(part: list[tuple[int, Any]]) -> None:
+        heard.append([str(index) for index, _ in part])
+
+    answers = await engine.processor.process_timed(
+        [engine.buy(quoted), confirmed.confirm(Side.BUY)], ready
+    )
+
+    assert all(reply.ok for reply, _ in answers), [reply.error for reply, _ in answers]
+    assert heard == [["1"], ["0"]]  # the confirm (place 1) first, then the quote

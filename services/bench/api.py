@@ -1,7 +1,14 @@
 """`otc bench api`: complete order lifecycles (quote, confirm, operator approval, settlement)
-through the running REST API (`deploy/local/run` first, for its demo data and keys). It prints
-orders/s, quote and confirm latency p50/p99, and the projection lag p50/p99, sampled from the
-event store's and the read model's positions. Nothing here is a test; it only prints figures.
+through the running REST API (`deploy/local/run` first, for its demo data and keys).
+
+Two phases. Closed loop: `concurrency` lifecycles in flight, each started when one ends, for
+the sustained rate (complete orders/s). Fixed rate: lifecycles started at half that rate
+whatever happens to the earlier ones (an offered load), for latency below saturation. For each
+phase: quote, confirm and approve latency p50/p99, where their time went (the gateway's
+`Server-Timing` header, which carries the engine's stages too: services/timings.py), and the
+relay's and the projection's lag. The bench watches its orders settle and samples the lags in
+PostgreSQL itself, one query every 20 ms, not through the API, so that its polling is not
+what it measures. Nothing here is a test; it only prints figures.
 """
 
 from __future__ import annotations
@@ -9,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, LiteralString
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import psycopg
@@ -18,140 +26,220 @@ import typer
 
 from services.bench.tools import percentile
 from services.local.demo import DemoCustomer, saved_demo
+from services.relay.relay import RELAY_NAME
 from services.settings import Settings
+from services.timings import parse_timing
+
+ROUTES = ("quote", "confirm", "approve")
+POSITIONS = (
+    "SELECT (SELECT max(notification_id) FROM orders_events),"
+    " (SELECT position FROM tail_positions WHERE name = %s),"
+    " (SELECT max(notification_id) FROM order_list_tracking WHERE application_name = 'Orders')"
+)
 
 
 @dataclass
-class ApiFigures:
-    quote: list[float]
-    confirm: list[float]
+class Phase:
+    """What one phase measured."""
+
+    name: str
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in ROUTES})
+    stages: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: {r: {} for r in ROUTES}
+    )
     completed: int = 0
+    seconds: float = 0.0
+    relay_lag: list[float] = field(default_factory=list)
+    projection_lag: list[float] = field(default_factory=list)
+
+    def timed(self, route: str, started: float, response: httpx.Response) -> None:
+        self.latencies[route].append(time.perf_counter() - started)
+        for stage, value in parse_timing(response.headers.get("server-timing")).items():
+            self.stages[route].setdefault(stage, []).append(value)
+
+    def lines(self) -> list[str]:
+        rate = self.completed / self.seconds if self.seconds else 0.0
+        out = [f"{self.name}: {self.completed} orders in {self.seconds:.1f}s = {rate:,.1f}/s"]
+        for route in ROUTES:
+            values = self.latencies[route]
+            out.append(f"  {route:<8} p50 {ms(values, 0.5)}  p99 {ms(values, 0.99)}")
+            stages = "  ".join(
+                f"{stage} {percentile(v, 0.5):.1f}/{percentile(v, 0.99):.1f}"
+                for stage, v in self.stages[route].items()
+                if v and stage not in ("batch", "sent")
+            )
+            if stages:
+                out.append(f"           where it went, ms p50/p99: {stages}")
+        out.append(
+            f"  relay lag p50 {ms(self.relay_lag, 0.5)}  p99 {ms(self.relay_lag, 0.99)};"
+            f"  projection lag p50 {ms(self.projection_lag, 0.5)}"
+            f"  p99 {ms(self.projection_lag, 0.99)}  (20 ms sampling)"
+        )
+        return out
 
 
-class LagSampler:
-    """Projection lag, sampled: when the read model reaches notification N, how long after the
-    event store did. Polls both positions every `interval` seconds."""
+def ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:.1f} ms" if values else "n/a"
+
+
+class Observer:
+    """One PostgreSQL connection polled every `interval` seconds: the positions of the event
+    store, the relay and the projection (their lags: how long after the store reached a
+    position each of them did), and the status of the orders being waited for."""
 
     def __init__(self, settings: Settings, interval: float = 0.02) -> None:
         self.settings = settings
         self.interval = interval
-        self.store_seen: list[tuple[int, float]] = []
-        self.lags: list[float] = []
+        self.phase: Phase | None = None
+        self.waiting: dict[str, tuple[str, asyncio.Future[None]]] = {}
         self.stop = asyncio.Event()
 
+    async def reached(self, order_id: str, status: str, timeout: float = 120) -> None:  # noqa: ASYNC109
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting[order_id] = (status, future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            self.waiting.pop(order_id, None)
+
     async def run(self) -> None:
+        seen: list[tuple[int, float]] = []
+        relayed = projected = 0
         async with await psycopg.AsyncConnection.connect(
             self.settings.conninfo(), autocommit=True
         ) as conn:
-            tracked = 0
             while not self.stop.is_set():
                 now = time.perf_counter()
-                store = await self._scalar(conn, "SELECT max(notification_id) FROM orders_events")
-                view = await self._scalar(
-                    conn,
-                    "SELECT max(notification_id) FROM order_list_tracking"
-                    " WHERE application_name = 'Orders'",
-                )
-                if not self.store_seen or store > self.store_seen[-1][0]:
-                    self.store_seen.append((store, now))
-                if view > tracked:
-                    tracked = view
-                    first = next((t for position, t in self.store_seen if position >= view), now)
-                    self.lags.append(now - first)
+                cursor = await conn.execute(POSITIONS, (RELAY_NAME,))
+                row: Any = await cursor.fetchone()
+                store, relay, view = (int(value or 0) for value in row)
+                if not seen or store > seen[-1][0]:
+                    seen.append((store, now))
+                    del seen[:-2000]
+                if self.phase is not None:
+                    if relay > relayed:
+                        self.phase.relay_lag.append(now - first_at(seen, relay, now))
+                    if view > projected:
+                        self.phase.projection_lag.append(now - first_at(seen, view, now))
+                relayed, projected = max(relayed, relay), max(projected, view)
+                await self._statuses(conn)
                 await asyncio.sleep(self.interval)
 
-    @staticmethod
-    async def _scalar(conn: psycopg.AsyncConnection[Any], query: LiteralString) -> int:
-        cursor = await conn.execute(query)
-        row = await cursor.fetchone()
-        return int(row[0] or 0) if row is not None else 0
+    async def _statuses(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if not self.waiting:
+            return
+        cursor = await conn.execute(
+            "SELECT id::text, status FROM order_list WHERE id = ANY(%s::uuid[])",
+            (list(self.waiting),),
+        )
+        for order_id, status in await cursor.fetchall():
+            wanted = self.waiting.get(order_id)
+            if wanted is not None and wanted[0] == status and not wanted[1].done():
+                wanted[1].set_result(None)
 
 
-async def api_lifecycle(
-    client: httpx.AsyncClient,
-    operator_key: str,
-    customer: DemoCustomer,
-    figures: ApiFigures,
-) -> None:
+def first_at(seen: list[tuple[int, float]], position: int, now: float) -> float:
+    """When the event store was first seen at or past `position`."""
+    return next((t for reached, t in seen if reached >= position), now)
+
+
+@dataclass(frozen=True)
+class Desk:
+    client: httpx.AsyncClient
+    operator_key: str
+    customer: DemoCustomer
+    observer: Observer
+
+
+async def lifecycle(desk: Desk, phase: Phase) -> None:
     started = time.perf_counter()
-    quoted = await client.post(
+    quoted = await desk.client.post(
         "/otc-exchanges/quote",
         json={
             "side": "buy",
-            "sourceAccountId": customer.active_account,
-            "destinationWalletId": customer.ethereum_wallet,
+            "sourceAccountId": desk.customer.active_account,
+            "destinationWalletId": desk.customer.ethereum_wallet,
             "sourceAmount": "100.00",
         },
     )
-    figures.quote.append(time.perf_counter() - started)
-    order_id = quoted.raise_for_status().json()["id"]
+    phase.timed("quote", started, quoted.raise_for_status())
+    order_id = quoted.json()["id"]
     started = time.perf_counter()
-    confirmed = await client.post(
+    confirmed = await desk.client.post(
         "/otc-exchanges",
         json={"quoteId": order_id, "side": "buy"},
         headers={"Idempotency-Key": str(uuid.uuid4())},
     )
-    figures.confirm.append(time.perf_counter() - started)
-    confirmed.raise_for_status()
-    await wait_for(client, order_id, "pending_approval")
-    approved = await client.post(
-        f"/ops/otc-exchanges/{order_id}/approve", headers={"x-api-key": operator_key}
+    phase.timed("confirm", started, confirmed.raise_for_status())
+    await desk.observer.reached(order_id, "pending_approval")
+    started = time.perf_counter()
+    approved = await desk.client.post(
+        f"/ops/otc-exchanges/{order_id}/approve", headers={"x-api-key": desk.operator_key}
     )
-    approved.raise_for_status()
-    await wait_for(client, order_id, "completed")
-    figures.completed += 1
+    phase.timed("approve", started, approved.raise_for_status())
+    await desk.observer.reached(order_id, "completed")
+    phase.completed += 1
 
 
-async def wait_for(client: httpx.AsyncClient, order_id: str, status: str) -> None:
-    for _ in range(600):
-        response = await client.get(f"/otc-exchanges/{order_id}")
-        if response.json().get("status") == status:
-            return
-        await asyncio.sleep(0.25)
-    raise RuntimeError(f"order {order_id} never reached {status}")
+async def measured(desk: Desk, phase: Phase, work: Callable[[], Awaitable[None]]) -> Phase:
+    desk.observer.phase = phase
+    started = time.perf_counter()
+    await work()
+    phase.seconds = time.perf_counter() - started
+    desk.observer.phase = None
+    return phase
 
 
-async def bench_api(settings: Settings, orders: int, concurrency: int) -> None:
+async def closed_loop(desk: Desk, orders: int, concurrency: int) -> Phase:
+    gate = asyncio.Semaphore(concurrency)
+    phase = Phase(f"closed loop, {concurrency} lifecycles in flight")
+
+    async def one() -> None:
+        async with gate:
+            await lifecycle(desk, phase)
+
+    async def work() -> None:
+        await asyncio.gather(*(one() for _ in range(orders)))
+
+    return await measured(desk, phase, work)
+
+
+async def fixed_rate(desk: Desk, rate: float, orders: int) -> Phase:
+    phase = Phase(f"fixed rate, {rate:,.1f} lifecycles started per second")
+
+    async def at(n: int) -> None:
+        await asyncio.sleep(n / rate)
+        await lifecycle(desk, phase)
+
+    async def work() -> None:
+        await asyncio.gather(*(at(n) for n in range(orders)))
+
+    return await measured(desk, phase, work)
+
+
+async def bench_api(settings: Settings, orders: int, concurrency: int) -> list[str]:
     demo = saved_demo()
     if demo is None:
         raise typer.BadParameter("no demo data: start the system with deploy/local/run first")
-    customer = demo.customers[0]
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    figures = ApiFigures(quote=[], confirm=[])
-    sampler = LagSampler(settings)
-    sampling = asyncio.create_task(sampler.run())
-    gate = asyncio.Semaphore(concurrency)
+    observer = Observer(settings)
+    observing = asyncio.create_task(observer.run())
     limits = httpx.Limits(
-        max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2
+        max_connections=concurrency * 4, max_keepalive_connections=concurrency * 4
     )
+    customer = demo.customers[0]
     async with httpx.AsyncClient(
-        base_url=base,
-        headers={"x-api-key": customer.write_key},
-        timeout=120,
-        limits=limits,
+        base_url=base, headers={"x-api-key": customer.write_key}, timeout=120, limits=limits
     ) as client:
-
-        async def one() -> None:
-            async with gate:
-                await api_lifecycle(client, demo.operator_key, customer, figures)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(orders)))
-        elapsed = time.perf_counter() - started
-    sampler.stop.set()
-    await sampling
-
-    def ms(values: list[float], q: float) -> str:
-        return f"{percentile(values, q) * 1000:.1f} ms" if values else "n/a"
-
-    done = figures.completed
-    typer.echo(f"REST API: {done} lifecycles (quote, confirm, approve, settle) in {elapsed:.1f}s")
-    typer.echo(f"  throughput          {done / elapsed:,.1f} orders/s ({concurrency} in flight)")
-    typer.echo(f"  quote latency       p50 {ms(figures.quote, 0.5)}  p99 {ms(figures.quote, 0.99)}")
-    typer.echo(
-        f"  confirm latency     p50 {ms(figures.confirm, 0.5)}  p99 {ms(figures.confirm, 0.99)}"
-    )
-    typer.echo(
-        f"  projection lag      p50 {ms(sampler.lags, 0.5)}  p99 {ms(sampler.lags, 0.99)}"
-        f"  ({len(sampler.lags)} samples, 20 ms resolution)",
-    )
+        desk = Desk(client, demo.operator_key, customer, observer)
+        await closed_loop(desk, min(orders, 20), min(concurrency, 10))  # warm-up
+        sustained = await closed_loop(desk, orders, concurrency)
+        rate = sustained.completed / sustained.seconds / 2
+        offered = await fixed_rate(desk, rate, max(20, min(orders, int(rate * 20))))
+    observer.stop.set()
+    await observing
+    return [
+        "REST API: complete lifecycles (quote, confirm, approve, settlement by the workers)",
+        *sustained.lines(),
+        *offered.lines(),
+    ]

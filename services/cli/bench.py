@@ -53,11 +53,23 @@ def engine_command(
 
 @bench_app.command("api")
 def api_command(
+    *,
     orders: int = typer.Option(300, help="complete order lifecycles"),
     concurrency: int = typer.Option(30, help="lifecycles in flight at once"),
+    record: Annotated[
+        bool, typer.Option("--record", help="also write the figures into docs/benchmarks.md")
+    ] = False,
 ) -> None:
-    """Orders/s, quote and confirm latency, projection lag, through the running REST API."""
-    asyncio.run(bench_api(Settings(), orders, concurrency))
+    """Complete orders/s through the running REST API (closed loop), then quote, confirm and
+    approve latency at half that rate, where their time went, and the relay's and the
+    projection's lag."""
+    settings = Settings()
+    lines = asyncio.run(bench_api(settings, orders, concurrency))
+    for line in lines:
+        typer.echo(line)
+    if record:
+        command = f"otc bench api --orders {orders} --concurrency {concurrency}"
+        write_section("api", command, lines, settings)
 
 
 @bench_app.command("webhooks")

@@ -50,14 +50,23 @@ def connection(settings: Settings) -> dict[str, Any]:
 
 
 def producer(settings: Settings, *, client_id: str, **options: object) -> AIOKafkaProducer:
-    """An idempotent producer with `acks="all"`; `options` add to (or override) those."""
-    defaults: dict[str, object] = {"enable_idempotence": True, "acks": "all"}
+    """An idempotent producer with `acks="all"`; `options` add to (or override) those.
+
+    Tuned for latency: every producer here is on some request's path (a command, a reply, an
+    event a worker waits for), so none lingers (`linger_ms=0`): a message leaves at once, and
+    batches still form by themselves, since aiokafka keeps one request in flight per broker and
+    what is sent meanwhile (a batch's replies, a page of events) goes together in the next."""
+    defaults: dict[str, object] = {"enable_idempotence": True, "acks": "all", "linger_ms": 0}
     return AIOKafkaProducer(**connection(settings), client_id=client_id, **(defaults | options))
 
 
 def consumer(
     settings: Settings, *topics: str, client_id: str, **options: object
 ) -> AIOKafkaConsumer:
+    """A consumer. Its fetches wait at the broker for at most `fetch_max_wait_ms` (500) but
+    only while there is nothing: with `fetch_min_bytes=1` (the default) a fetch returns the
+    moment a record arrives, so neither adds latency; FastStream's batch subscribers likewise
+    wait `batch_timeout_ms` only for an empty buffer."""
     return AIOKafkaConsumer(*topics, **connection(settings), client_id=client_id, **options)
 
 

@@ -117,7 +117,7 @@ async def run(settings: Settings) -> None:
         )
         broker = kafka.broker(settings, client_id="otc-engine", log_level=logging.DEBUG)
         producer = RenewingProducer(
-            lambda: kafka.producer(settings, client_id="otc-engine-replies", linger_ms=2),
+            lambda: kafka.producer(settings, client_id="otc-engine-replies"),
             name="engine replies",
         )
         await producer.start()

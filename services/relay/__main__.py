@@ -41,7 +41,7 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
         await positions.setup()
         orders: Orders = await asyncio.to_thread(open_orders, settings)
         stack.callback(orders.close)
-        producer = await started(kafka.producer(settings, client_id="otc-relay", linger_ms=5))
+        producer = await started(kafka.producer(settings, client_id="otc-relay"))
         stack.push_async_callback(stop_quietly, producer, 10.0)
 
         async def send(key: bytes, value: bytes) -> Awaitable[Any]:

@@ -14,11 +14,12 @@ from fastapi import FastAPI
 
 from domain.order import Order
 from services.auth.jwt import JwtVerifier
+from services.auth.key_cache import CachedApiKeys
 from services.auth.keys import ApiKeyStore
-from services.auth.principal import Principal
 from services.command_client import CommandClient
 from services.engine.event_store import open_orders
 from services.gateway.app import create_app
+from services.gateway.auth import Credentials
 from services.gateway.ports import Gateway
 from services.gateway.readiness import KafkaLags, Readiness, StoreLags
 from services.logs import configure_logging
@@ -31,20 +32,6 @@ from services.vitals import process_name, vitals_running
 from services.webhooks.endpoints import open_webhook_endpoints
 
 log = logging.getLogger("otc.gateway")
-
-
-class Credentials:
-    """API keys from the store, JWTs from the verifier."""
-
-    def __init__(self, keys: ApiKeyStore, jwt: JwtVerifier) -> None:
-        self.keys = keys
-        self.jwt = jwt
-
-    async def api_key(self, key: str) -> Principal | None:
-        return await self.keys.verify(key)
-
-    def bearer(self, token: str) -> Principal | None:
-        return self.jwt.verify(token)
 
 
 def lifespan_for(settings: Settings, outages: Outages) -> object:
@@ -79,7 +66,10 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
 
             app.state.gateway = Gateway(
                 resources=resources,
-                auth=Credentials(keys, JwtVerifier(settings)),
+                auth=Credentials(
+                    CachedApiKeys(keys, ttl_seconds=settings.api_key_cache_seconds),
+                    JwtVerifier(settings),
+                ),
                 read_model=read_model,
                 commands=commands,
                 balances=balances,

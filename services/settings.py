@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     gateway_host: str = Field(default="127.0.0.1", description="the REST API's address")
     gateway_port: int = Field(default=8000, description="the REST API's port")
     gateway_reply_timeout_seconds: float = Field(default=10.0, gt=0, description="per command")
+    read_your_writes_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="longest wait of a write's answer for the order list to show the write",
+    )
     api_key_cache_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -21,10 +21,16 @@ from services.engine.event_store import open_orders
 from services.gateway.app import create_app
 from services.gateway.auth import Credentials
 from services.gateway.ports import Gateway
+from services.gateway.positions import (
+    PositionListener,
+    PositionWatch,
+    listening,
+    position_reader,
+)
 from services.gateway.readiness import KafkaLags, Readiness, StoreLags
 from services.logs import configure_logging
 from services.projector import open_order_list
-from services.resilience import Dependency, Outages
+from services.resilience import Backoff, Dependency, Outages
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_upstreams
@@ -48,6 +54,15 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
             app.state.webhooks = await stack.enter_async_context(open_webhook_endpoints(settings))
             read_model = open_order_list(settings)
             stack.callback(read_model.close)
+            positions = PositionWatch()
+            listener = PositionListener(
+                settings.conninfo(),
+                positions,
+                position_reader(read_model.max_tracking_id),
+                backoff=Backoff(settings.retry_initial_seconds, settings.retry_max_seconds),
+                outages=outages,
+            )
+            await stack.enter_async_context(listening(listener))
             orders = open_orders(settings)
             stack.callback(orders.close)
             commands = CommandClient(settings, instance_id=f"gateway-{uuid.uuid4().hex[:12]}")
@@ -75,6 +90,8 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
                 balances=balances,
                 history=history,
                 reply_timeout=settings.gateway_reply_timeout_seconds,
+                positions=positions,
+                read_your_writes_seconds=settings.read_your_writes_seconds,
                 dual_control_eur=settings.dual_control_eur,
                 readiness=Readiness(settings, store_lags, kafka_lags).report,
                 retry_after_seconds=settings.retry_after_seconds,

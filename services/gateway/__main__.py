@@ -33,7 +33,7 @@ from services.projector import open_order_list
 from services.resilience import Backoff, Dependency, Outages
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
-from services.upstreams import open_upstreams
+from services.upstreams import open_balances
 from services.vitals import process_name, vitals_running
 from services.webhooks.endpoints import open_webhook_endpoints
 
@@ -68,7 +68,7 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
             commands = CommandClient(settings, instance_id=f"gateway-{uuid.uuid4().hex[:12]}")
             await commands.start()
             stack.push_async_callback(commands.stop_quietly)
-            _, balances = await stack.enter_async_context(open_upstreams(settings))
+            balances = await stack.enter_async_context(open_balances(settings))
             store_lags = await stack.enter_async_context(StoreLags(settings))
             kafka_lags = KafkaLags(settings)
             stack.push_async_callback(kafka_lags.close)

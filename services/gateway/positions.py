@@ -38,6 +38,9 @@ ORDERS = "Orders"
 ReadPosition = Callable[[], Awaitable[int | None]]
 """The order list's position, read from the database (None before its first one)."""
 
+LISTENING = f"gateway: following {POSITION_CHANNEL}"
+"""Logged each time the listener (re)connects."""
+
 IDLE_CHECK_SECONDS = 10.0
 """A listener that heard nothing this long checks its connection with a query."""
 
@@ -156,6 +159,7 @@ class PositionListener:
             self._watch.live = True
             self._backoff.reset()
             self._outages.ok(Dependency.POSTGRES)
+            log.info("%s: order list at position %d", LISTENING, self._watch.reached)
             while True:
                 async for notify in conn.notifies(timeout=IDLE_CHECK_SECONDS):
                     if notify.payload.isdigit():

@@ -121,6 +121,17 @@ class Settings(BaseSettings):
     gateway_host: str = Field(default="127.0.0.1", description="the REST API's address")
     gateway_port: int = Field(default=8000, description="the REST API's port")
     gateway_reply_timeout_seconds: float = Field(default=10.0, gt=0, description="per command")
+    read_your_writes_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="longest wait of a write's answer for the order list to show the write",
+    )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="an accepted API key is trusted this long without reading the database "
+        "again, so a revoked key stops working within it (0: every request reads it)",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="Retry-After of a 503 answered while a dependency is away"
     )

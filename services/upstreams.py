@@ -39,6 +39,20 @@ async def open_upstreams(
 
 
 @asynccontextmanager
+async def open_balances(settings: Settings) -> AsyncIterator[WalletBalancePort]:
+    """Live wallet balances only, for the gateway: it never prices (the engine does), so it
+    holds no client of the provider."""
+    if settings.upstreams == "fake":
+        yield FakeWalletBalances()
+        return
+    chain = upstream_client(settings.chain_url, timeout_seconds=settings.upstream_timeout_seconds)
+    try:
+        yield HttpChain(chain, retry=RetryPolicy.from_settings(settings))
+    finally:
+        await chain.aclose()
+
+
+@asynccontextmanager
 async def open_money_movers(settings: Settings) -> AsyncIterator[tuple[LedgerPort, ChainPort]]:
     """The EUR ledger and the USDC chain, for the workers (always over HTTP)."""
     retry = RetryPolicy.from_settings(settings)

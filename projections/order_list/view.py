@@ -3,6 +3,9 @@
 Every write records its row changes and this view's tracking position in ONE transaction, so a
 notification of the event store is applied exactly once: a notification already tracked is
 skipped whole, and a row never goes back to an older version (the `version` guard of the upsert).
+The same transaction announces the position on the channel `order_list_position`
+(`POSITION_CHANNEL`, the position as the payload): PostgreSQL delivers it at commit, so a
+listener (the gateway, for read-your-writes) hears of a position once its rows are visible.
 The public view of an order is stored as its camelCase JSON (`OrderView.public_json()`), so the
 read side returns the very `OrderView` the projection built, decimals and timestamps unchanged.
 """
@@ -25,6 +28,7 @@ from domain.order import Status
 from domain.views import OpsFacts, OrderView
 
 ORDER_LIST_TABLE = "order_list"
+POSITION_CHANNEL = f"{ORDER_LIST_TABLE}_position"
 CREATE_TABLE_ATTEMPTS = 5
 
 
@@ -119,6 +123,7 @@ class OrderListView(PostgresTrackingRecorder):
                 ("attention", "needs_attention AND %s", "created_at, id"),
             )
         }
+        self.notify_statement = SQL("SELECT pg_notify(%s, %s)")
         self.delete_rows_statement = self._sql("TRUNCATE {table}")
         self.delete_tracking_statement = SQL(
             "DELETE FROM {0}.{1} WHERE application_name <> %s"
@@ -150,10 +155,10 @@ class OrderListView(PostgresTrackingRecorder):
     # ------------------------------------------------------------------ writes
 
     def save(self, rows: Iterable[OrderListRow], tracking: Tracking) -> bool:
-        """Upsert rows and record `tracking`, in one transaction. A position this view already
-        tracked changes nothing (False): a redelivered notification is not applied twice. Should
-        another writer record the position meanwhile, the tracking insert fails and the whole
-        transaction, rows included, rolls back."""
+        """Upsert rows, record `tracking` and announce it, in one transaction. A position this
+        view already tracked changes nothing (False): a redelivered notification is not applied
+        twice. Should another writer record the position meanwhile, the tracking insert fails
+        and the whole transaction, rows included, rolls back (and nothing is announced)."""
         with self.datastore.transaction(commit=True) as curs:
             reached = self._max_tracking_id(tracking.application_name, curs)
             if reached is not None and reached >= tracking.notification_id:
@@ -162,6 +167,7 @@ class OrderListView(PostgresTrackingRecorder):
             if params:
                 curs.executemany(self.upsert_statement, params)
             self._insert_tracking(curs, tracking)
+            curs.execute(self.notify_statement, (POSITION_CHANNEL, str(tracking.notification_id)))
         return True
 
     def insert_tracking(self, tracking: Tracking) -> None:

@@ -1,4 +1,5 @@
-"""`otc bench engine|api|webhooks`: the benchmarks of services/bench/, which print figures."""
+"""`otc bench engine|api|webhooks|provider`: the benchmarks of services/bench/, which print
+figures."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 
 from services.bench.api import bench_api
 from services.bench.engine import bench_engine
+from services.bench.provider import bench_provider
 from services.bench.report import write_section
 from services.bench.webhooks import bench_webhooks
 from services.settings import Settings
@@ -91,3 +93,20 @@ def webhooks_command(
             per_endpoint=per_endpoint,
         )
     )
+
+
+@bench_app.command("provider")
+def provider_command(
+    url: Annotated[
+        str | None,
+        typer.Option(help="a running provider sandbox; default: one started on a scratch database"),
+    ] = None,
+    concurrency: int = typer.Option(50, help="quotes in flight at once"),
+    rounds: int = typer.Option(10, help="rounds of that many quotes, after one to warm up"),
+) -> None:
+    """Round time and per-quote latency of the provider sandbox under concurrent quotes."""
+    figures = asyncio.run(
+        bench_provider(Settings(), url=url, concurrency=concurrency, rounds=rounds)
+    )
+    for line in figures.lines():
+        typer.echo(line)

@@ -62,7 +62,8 @@ def list_keys(*, customer: Annotated[UUID | None, typer.Option("--customer")] = 
 
 @keys_app.command("revoke")
 def revoke(*, key_id: Annotated[UUID, typer.Argument(metavar="ID")]) -> None:
-    """Revoke a key for good; it stops working at once."""
+    """Revoke a key for good; gateways refuse it within OTC_API_KEY_CACHE_SECONDS (5 s), the
+    time they trust a key they verified."""
     _run(lambda store: store.revoke(key_id), _view)
 
 

@@ -14,37 +14,30 @@ from fastapi import FastAPI
 
 from domain.order import Order
 from services.auth.jwt import JwtVerifier
+from services.auth.key_cache import CachedApiKeys
 from services.auth.keys import ApiKeyStore
-from services.auth.principal import Principal
 from services.command_client import CommandClient
 from services.engine.event_store import open_orders
 from services.gateway.app import create_app
+from services.gateway.auth import Credentials
 from services.gateway.ports import Gateway
+from services.gateway.positions import (
+    PositionListener,
+    PositionWatch,
+    listening,
+    position_reader,
+)
 from services.gateway.readiness import KafkaLags, Readiness, StoreLags
 from services.logs import configure_logging
 from services.projector import open_order_list
-from services.resilience import Dependency, Outages
+from services.resilience import Backoff, Dependency, Outages
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
-from services.upstreams import open_upstreams
+from services.upstreams import open_balances
 from services.vitals import process_name, vitals_running
 from services.webhooks.endpoints import open_webhook_endpoints
 
 log = logging.getLogger("otc.gateway")
-
-
-class Credentials:
-    """API keys from the store, JWTs from the verifier."""
-
-    def __init__(self, keys: ApiKeyStore, jwt: JwtVerifier) -> None:
-        self.keys = keys
-        self.jwt = jwt
-
-    async def api_key(self, key: str) -> Principal | None:
-        return await self.keys.verify(key)
-
-    def bearer(self, token: str) -> Principal | None:
-        return self.jwt.verify(token)
 
 
 def lifespan_for(settings: Settings, outages: Outages) -> object:
@@ -61,12 +54,21 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
             app.state.webhooks = await stack.enter_async_context(open_webhook_endpoints(settings))
             read_model = open_order_list(settings)
             stack.callback(read_model.close)
+            positions = PositionWatch()
+            listener = PositionListener(
+                settings.conninfo(),
+                positions,
+                position_reader(read_model.max_tracking_id),
+                backoff=Backoff(settings.retry_initial_seconds, settings.retry_max_seconds),
+                outages=outages,
+            )
+            await stack.enter_async_context(listening(listener))
             orders = open_orders(settings)
             stack.callback(orders.close)
             commands = CommandClient(settings, instance_id=f"gateway-{uuid.uuid4().hex[:12]}")
             await commands.start()
             stack.push_async_callback(commands.stop_quietly)
-            _, balances = await stack.enter_async_context(open_upstreams(settings))
+            balances = await stack.enter_async_context(open_balances(settings))
             store_lags = await stack.enter_async_context(StoreLags(settings))
             kafka_lags = KafkaLags(settings)
             stack.push_async_callback(kafka_lags.close)
@@ -79,12 +81,17 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
 
             app.state.gateway = Gateway(
                 resources=resources,
-                auth=Credentials(keys, JwtVerifier(settings)),
+                auth=Credentials(
+                    CachedApiKeys(keys, ttl_seconds=settings.api_key_cache_seconds),
+                    JwtVerifier(settings),
+                ),
                 read_model=read_model,
                 commands=commands,
                 balances=balances,
                 history=history,
                 reply_timeout=settings.gateway_reply_timeout_seconds,
+                positions=positions,
+                read_your_writes_seconds=settings.read_your_writes_seconds,
                 dual_control_eur=settings.dual_control_eur,
                 readiness=Readiness(settings, store_lags, kafka_lags).report,
                 retry_after_seconds=settings.retry_after_seconds,

@@ -4,6 +4,7 @@ answered as a problem. Where to look for the rest:
 - routes/customer.py, routes/ops.py, routes/webhooks.py, health.py: the routes, each a few lines;
 - auth.py: who is calling and with which scope;
 - commands.py: the command round trip (envelope, idempotency, reply, read-your-writes);
+- positions.py: how far the order list has got, heard from the projector (read-your-writes);
 - queries.py: the reads (the `order_list` read model, resources, balances, history);
 - ports.py: the gateway's collaborators, built by its composition root (__main__.py)."""
 

@@ -11,12 +11,30 @@ from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from domain.errors import ErrorCode
+from services.auth.jwt import JwtVerifier
+from services.auth.keys import ApiKeyVerifier
 from services.auth.principal import Principal, Scope
 from services.gateway.ports import GatewayDep
 from services.gateway.problems import ApiError
 
 API_KEY = APIKeyHeader(name="x-api-key", auto_error=False, description="an API key")
 BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", description="a session JWT")
+
+
+class Credentials:
+    """The gateway's `Authenticator`: API keys from a verifier (the key store behind its cache,
+    `services.auth.key_cache`), JWTs from the verifier (locally: a signature and claims, no
+    database, so nothing to cache)."""
+
+    def __init__(self, keys: ApiKeyVerifier, jwt: JwtVerifier) -> None:
+        self.keys = keys
+        self.jwt = jwt
+
+    async def api_key(self, key: str) -> Principal | None:
+        return await self.keys.verify(key)
+
+    def bearer(self, token: str) -> Principal | None:
+        return self.jwt.verify(token)
 
 
 async def authenticate(

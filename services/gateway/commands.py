@@ -10,7 +10,6 @@ order's 404."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -32,11 +31,11 @@ from services.command_client import CommandTimeoutError
 from services.contracts import ReplyEnvelope
 from services.gateway.auth import Operator, Writer
 from services.gateway.ports import Gateway, GatewayDep
+from services.gateway.positions import position_reader
 from services.gateway.problems import ApiError, problem_response, responses
 from services.gateway.queries import owner_of
 
 IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
-READ_YOUR_WRITES_SECONDS = 2.0
 
 SEND_ERRORS = (
     ErrorCode.IDEMPOTENCY_KEY_INVALID,
@@ -113,16 +112,15 @@ async def answer(gw: Gateway, reply: ReplyEnvelope, success: int) -> Response:
 
 
 async def caught_up(gw: Gateway, position: int | None) -> None:
-    """Read-your-writes: wait a little for the read model to reach this write's position."""
+    """Read-your-writes: wait a little for the read model to reach this write's position,
+    woken by the projector's notification (services/gateway/positions.py), never polling."""
     if position is None:
         return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + READ_YOUR_WRITES_SECONDS
-    while loop.time() < deadline:
-        reached = await asyncio.to_thread(gw.read_model.max_tracking_id, "Orders")
-        if reached is not None and reached >= position:
-            return
-        await asyncio.sleep(0.02)
+    await gw.positions.caught_up(
+        position,
+        within=gw.read_your_writes_seconds,
+        read=position_reader(gw.read_model.max_tracking_id),
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from domain.views import OrderView
 from services.adapters.ports import WalletBalancePort
 from services.auth.principal import Principal
 from services.command_client import CommandClient
+from services.gateway.positions import PositionWatch
 from services.gateway.readiness import Report
 from services.resources.port import ResourceDirectory
 
@@ -61,6 +62,9 @@ class Gateway:
     balances: WalletBalancePort
     history: Callable[[UUID], Awaitable[list[Order.Event]]]
     reply_timeout: float = 10.0
+    positions: PositionWatch = field(default_factory=PositionWatch)
+    """How far the order list has got (fed by the composition root's `PositionListener`)."""
+    read_your_writes_seconds: float = 2.0
     dual_control_eur: Decimal = Decimal("100000.00")
     readiness: Callable[[], Awaitable[Report]] | None = None
     retry_after_seconds: int = 5

@@ -135,6 +135,22 @@ async def test_sell_flow_from_quote_to_completed(system: System) -> None:
     ]
 
 
+async def test_the_get_right_after_a_write_shows_the_write(system: System) -> None:
+    """Read-your-writes: each answer waited for the order list to reach its write."""
+    me = bob(system)
+    async with system.client(me.write_key) as client:
+        for amount in ("21.00", "22.00", "23.00"):
+            quoted = await quote(client, buy_body(me, amount))
+            after_quote = await client.get(f"/otc-exchanges/{quoted['id']}")
+            confirmed = await confirm(client, quoted)
+            after_confirm = await client.get(f"/otc-exchanges/{quoted['id']}")
+
+            assert after_quote.status_code == 200, after_quote.text
+            assert after_quote.json()["sourceAmount"] == amount
+            assert confirmed.status_code == 201, confirmed.text
+            assert after_confirm.json()["status"] != "quoted"
+
+
 async def test_operator_rejects_a_buy_and_the_eur_is_refunded(system: System) -> None:
     me = bob(system)
     async with (

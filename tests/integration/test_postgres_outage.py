@@ -1,6 +1,7 @@
 """A PostgreSQL restart under running processes (a throwaway cluster of this module's own, so
 that no other test feels it): every process rides it out without exiting, the relay and the
-projector resume from their tracked positions, and the gateway answers 503 problems meanwhile."""
+projector resume from their tracked positions, the gateway answers 503 problems meanwhile, and its
+order-list position listener comes back so that a write is read back at once."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from projections.order_list.view import OrderListView
 from services.auth.keys import ApiKeyStore
 from services.auth.principal import Scope
 from services.command_client import CommandClient
+from services.gateway.positions import LISTENING
 from services.projector import open_order_list
 from services.settings import Settings
 from tests.conftest import unique_name
@@ -241,6 +243,57 @@ async def test_gateway_answers_503_problems_while_postgres_is_down_and_recovers(
     assert ready.json()["lags"]["relay"] is not None
     assert all(status in {200, 503} for status, _ in seen), seen
     assert all("json" in content_type for _, content_type in seen), seen
+
+
+async def test_after_a_postgres_restart_a_write_is_read_back_without_waiting_out_its_bound(
+    outage_settings: Settings,
+    customer: Customer,
+    cluster: ThrowawayPostgres,
+    processes: dict[str, Process],
+) -> None:
+    """The gateway's position listener comes back with PostgreSQL: a write's answer is woken by
+    the projector's announcement, long before its (here very long) read-your-writes bound."""
+    bound = 15.0
+    port = free_port()
+    settings = outage_settings.model_copy(
+        update={"gateway_port": port, "read_your_writes_seconds": bound}
+    )
+    start(processes, settings, "services.engine", "engine: consuming")
+    start(processes, settings, "services.projector", "projector: following")
+    gateway = start(processes, settings, "services.gateway", "gateway: listening")
+    gateway.wait_for_log(LISTENING)
+    key = await api_key(settings, customer)
+    body = {
+        "side": "buy",
+        "sourceAccountId": str(customer.account),
+        "destinationWalletId": str(customer.wallet),
+        "sourceAmount": "100.00",
+    }
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": key}, timeout=bound * 2
+    ) as http:
+        await restart(cluster)
+        loop = asyncio.get_running_loop()
+
+        async def quoted() -> tuple[httpx.Response, float] | None:
+            started = loop.time()
+            response = await http.post("/otc-exchanges/quote", json=body)
+            return (response, loop.time() - started) if response.status_code == 200 else None
+
+        await eventually(quoted, timeout=60, interval=0.5)  # the system is back
+        writes = [await quoted() for _ in range(3)]
+        shown = [
+            await http.get(f"/otc-exchanges/{write[0].json()['id']}") for write in writes if write
+        ]
+        await eventually(lambda: listened(gateway) >= 2, timeout=15)  # the listener is back
+
+    assert all(write is not None and write[1] < bound / 3 for write in writes), writes
+    assert [response.status_code for response in shown] == [200, 200, 200]
+
+
+def listened(gateway: Process) -> int:
+    """How many times the gateway's position listener connected."""
+    return gateway.log_path.read_text(errors="replace").count(LISTENING)
 
 
 async def answered(call: Any, status: int) -> httpx.Response | None:  # noqa: ANN401 - a request

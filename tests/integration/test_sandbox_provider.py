@@ -286,6 +286,28 @@ async def test_token_without_the_create_scope_is_forbidden(provider: Provider) -
     assert PROVIDER_SCOPE in response.json()["message"]
 
 
+async def test_a_token_registered_by_an_earlier_run_still_authenticates(
+    provider: Provider, settings: Settings
+) -> None:
+    del provider  # it registered TOKEN; the sandbox below is a later run on the same database
+    restarted = create_app(settings, ProviderConfig())
+    async with in_process(restarted) as client:
+        response = await client.post(
+            QUOTES, json=eur_to_usdc("10.00"), headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+
+    assert response.status_code == 200, response.text
+
+
+async def test_registering_a_token_again_changes_its_scopes_at_once(provider: Provider) -> None:
+    await provider.ok_quote(eur_to_usdc("10.00"))
+    await register_token(provider.client, TOKEN, "partner.currency-exchange-quote.read")
+
+    response = await provider.quote(eur_to_usdc("10.00"))
+
+    assert response.status_code == 403
+
+
 @pytest.mark.usefixtures("provider")
 async def test_tokens_are_stored_only_as_hashes(settings: Settings) -> None:
     with psycopg.connect(settings.conninfo()) as conn:

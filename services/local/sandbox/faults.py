@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 EXEMPT_PREFIXES = ("/admin", "/health", "/docs", "/redoc", "/openapi.json")
 
@@ -109,51 +109,61 @@ def _failure(plan: FaultPlan) -> JSONResponse:
     )
 
 
-async def _drain(response: Response) -> None:
-    body = getattr(response, "body_iterator", None)
-    if body is not None:
-        async for _ in body:
-            pass
+def _conflict() -> JSONResponse:
+    return JSONResponse(
+        {"code": "REFERENCE_CONFLICT", "message": "this reference is in use (injected)"},
+        status_code=409,
+    )
 
 
-def _fault_middleware(
-    injector: FaultInjector,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def inject_faults(
-        request: Request,
-        call_next: Callable[[Request], Awaitable[Response]],
-    ) -> Response:
-        if request.url.path.startswith(EXEMPT_PREFIXES):
-            return await call_next(request)
-        decision = injector.decide(write=request.method != "GET")
+def _garbled(status: int) -> Response:
+    return Response(
+        b"<html><body>502 Bad Gateway</body></html>", status_code=status, media_type="text/html"
+    )
+
+
+class FaultMiddleware:
+    """Plain ASGI (no `BaseHTTPMiddleware`, whose task group and streams cost every call): a
+    call that draws no fault goes straight through; one whose response is to be replaced after
+    the route committed runs with its response held back."""
+
+    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
+        self.app = app
+        self.injector = injector
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        decision = self.injector.decide(write=scope["method"] != "GET")
         if decision.delay_seconds:
             await asyncio.sleep(decision.delay_seconds)
         if decision.fail_before:
-            return _failure(injector.plan)
-        response = await call_next(request)
-        if decision.fail_after:
-            await _drain(response)
-            return _failure(injector.plan)
-        if decision.conflict:
-            await _drain(response)
-            return JSONResponse(
-                {"code": "REFERENCE_CONFLICT", "message": "this reference is in use (injected)"},
-                status_code=409,
-            )
-        if decision.garbled and response.status_code < 300:  # noqa: PLR2004 - 2xx
-            await _drain(response)
-            return Response(
-                b"<html><body>502 Bad Gateway</body></html>",
-                status_code=response.status_code,
-                media_type="text/html",
-            )
-        return response
+            await _failure(self.injector.plan)(scope, receive, send)
+            return
+        if not (decision.fail_after or decision.conflict or decision.garbled):
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
 
-    return inject_faults
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        status = next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
+        if decision.fail_after:
+            await _failure(self.injector.plan)(scope, receive, send)
+        elif decision.conflict:
+            await _conflict()(scope, receive, send)
+        elif status < 300:  # noqa: PLR2004 - 2xx: garbled
+            await _garbled(status)(scope, receive, send)
+        else:
+            for message in held:
+                await send(message)
 
 
 def install_faults(app: FastAPI, injector: FaultInjector) -> None:
-    app.middleware("http")(_fault_middleware(injector))
+    app.add_middleware(FaultMiddleware, injector=injector)
 
     @app.get("/admin/faults")
     async def read_faults() -> dict[str, object]:

@@ -25,7 +25,7 @@ Pricing and rounding: `services.local.sandbox.pricing`. Errors are `{"code", "me
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -132,6 +132,8 @@ class Quotes:
             seed=config.seed,
             volatility_scale=config.volatility_scale,
         )
+        self._tokens: dict[str, frozenset[str]] = {}
+        """Scopes by token hash, of the tokens seen (never the tokens themselves)."""
 
     async def register_token(self, token: str, scopes: list[str]) -> None:
         async with self._db.connection() as conn:
@@ -140,20 +142,33 @@ class Quotes:
                 " ON CONFLICT (token_sha256) DO UPDATE SET scopes = EXCLUDED.scopes",
                 (token_hash(token), scopes),
             )
+        self._tokens[token_hash(token)] = frozenset(scopes)
 
-    async def scopes_of(self, token: str) -> set[str] | None:
+    async def scopes_of(self, token: str) -> frozenset[str] | None:
+        """A token's scopes: from memory once seen (this process is the only one registering
+        tokens for its schema), from the table for one registered by an earlier run."""
+        digest = token_hash(token)
+        known = self._tokens.get(digest)
+        if known is not None:
+            return known
         async with self._db.connection() as conn:
             cursor = await conn.execute(
-                "SELECT scopes FROM sandbox_provider.tokens WHERE token_sha256 = %s",
-                (token_hash(token),),
+                "SELECT scopes FROM sandbox_provider.tokens WHERE token_sha256 = %s", (digest,)
             )
             row = await cursor.fetchone()
-        return None if row is None else set(row["scopes"])
+        if row is None:
+            return None
+        self._tokens[digest] = found = frozenset(row["scopes"])
+        return found
 
     async def create(self, request: QuoteRequest, idempotency_key: UUID | None) -> dict[str, Any]:
-        if idempotency_key is not None:
-            await self._refuse_duplicate(idempotency_key)
-        row = self._price(request)
+        """One round trip for a new quote: the insert itself finds a key seen before."""
+        try:
+            row = self._price(request)
+        except SandboxError:
+            if idempotency_key is not None:  # a duplicate is 409 whatever the body
+                await self._refuse_duplicate(idempotency_key)
+            raise
         async with self._db.connection() as conn:
             cursor = await conn.execute(
                 """INSERT INTO sandbox_provider.quotes (id, idempotency_key, created, valid_until,
@@ -169,7 +184,7 @@ class Quotes:
             created = await cursor.fetchone()
         if created is not None:
             return created
-        if idempotency_key is not None:  # a concurrent request with the same key won the insert
+        if idempotency_key is not None:  # the key was seen before
             await self._refuse_duplicate(idempotency_key)
         raise RuntimeError("the quote was neither inserted nor a duplicate")
 
@@ -324,7 +339,7 @@ def quote_view(row: Mapping[str, Any]) -> dict[str, object]:
     return view
 
 
-def _quotes(request: Request) -> Quotes:
+async def _quotes(request: Request) -> Quotes:
     quotes: Quotes = request.app.state.quotes
     return quotes
 
@@ -335,7 +350,7 @@ QuotesDep = Annotated[Quotes, Depends(_quotes)]
 async def _bearer_scopes(
     quotes: QuotesDep,
     authorization: Annotated[str | None, Header()] = None,
-) -> set[str]:
+) -> frozenset[str]:
     scheme, _, token = (authorization or "").partition(" ")
     found = await quotes.scopes_of(token.strip()) if scheme.lower() == "bearer" else None
     if found is None:
@@ -348,13 +363,14 @@ async def _bearer_scopes(
     return found
 
 
-Scopes = Annotated[set[str], Depends(_bearer_scopes)]
+Scopes = Annotated[frozenset[str], Depends(_bearer_scopes)]
 
 
-def _requires(*accepted: str) -> Callable[[set[str]], None]:
-    """A route dependency: 401 without a registered bearer token, 403 without one of `accepted`."""
+def _requires(*accepted: str) -> Callable[[frozenset[str]], Awaitable[None]]:
+    """A route dependency: 401 without a registered bearer token, 403 without one of `accepted`.
+    Asynchronous, like every dependency here: FastAPI runs a plain function in a thread."""
 
-    def check(granted: Scopes) -> None:
+    async def check(granted: Scopes) -> None:
         if granted.isdisjoint(accepted):
             raise SandboxError(
                 403,

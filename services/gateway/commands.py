@@ -10,6 +10,7 @@ order's 404."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -34,8 +35,10 @@ from services.gateway.ports import Gateway, GatewayDep
 from services.gateway.positions import position_reader
 from services.gateway.problems import ApiError, problem_response, responses
 from services.gateway.queries import owner_of
+from services.timings import server_timing
 
 IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
+SERVER_TIMING = "Server-Timing"
 
 SEND_ERRORS = (
     ErrorCode.IDEMPOTENCY_KEY_INVALID,
@@ -82,8 +85,9 @@ async def run_command(gw: Gateway, command: c.Command, success: int) -> Response
                 ErrorCode.IDEMPOTENCY_KEY_IN_USE, "a request with this Idempotency-Key is in flight"
             )
         gw.in_flight.add(flight)
+    started = time.perf_counter()
     try:
-        reply = await gw.commands.send(command, timeout=gw.reply_timeout)
+        answered = await gw.commands.send_timed(command, timeout=gw.reply_timeout)
     except CommandTimeoutError:
         raise ApiError(
             ErrorCode.COMMAND_TIMEOUT,
@@ -93,11 +97,18 @@ async def run_command(gw: Gateway, command: c.Command, success: int) -> Response
     finally:
         if flight is not None:
             gw.in_flight.discard(flight)
-    return await answer(gw, reply, success)
+    stages = {"command": (time.perf_counter() - started) * 1000, **answered.stages()}
+    return await answer(gw, answered.reply, success, stages)
 
 
-async def answer(gw: Gateway, reply: ReplyEnvelope, success: int) -> Response:
+async def answer(
+    gw: Gateway, reply: ReplyEnvelope, success: int, stages: dict[str, float] | None = None
+) -> Response:
+    """The reply as the HTTP answer; `stages` (ms) go out as its `Server-Timing` header:
+    `command` (sent until answered), the engine's and the Kafka legs' (services/timings.py)
+    and `read` (waiting for the order list to show the write)."""
     headers = {IDEMPOTENT_REPLAYED: "true"} if reply.replayed else {}
+    stages = dict(stages or {})
     if not reply.ok:
         assert reply.error is not None  # noqa: S101 - a refused reply carries its error
         return problem_response(
@@ -105,9 +116,12 @@ async def answer(gw: Gateway, reply: ReplyEnvelope, success: int) -> Response:
             reply.error.code.value,
             reply.error.message,
             field=reply.error.field,
-            headers=headers,
+            headers={**headers, SERVER_TIMING: server_timing(stages)},
         )
+    waited = time.perf_counter()
     await caught_up(gw, reply.position)
+    stages["read"] = (time.perf_counter() - waited) * 1000
+    headers[SERVER_TIMING] = server_timing(stages)
     return JSONResponse(reply.order, status_code=success, headers=headers)
 
 

@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 from services.local.demo import DemoCustomer
+from services.timings import parse_timing
 from tests.e2e.conftest import QUOTE_TTL_SECONDS, System, new_key, server_side_identifiers
 
 pytestmark = pytest.mark.e2e
@@ -149,6 +150,20 @@ async def test_the_get_right_after_a_write_shows_the_write(system: System) -> No
             assert after_quote.json()["sourceAmount"] == amount
             assert confirmed.status_code == 201, confirmed.text
             assert after_confirm.json()["status"] != "quoted"
+
+
+async def test_a_command_says_where_its_time_went(system: System) -> None:
+    """Server-Timing on a command's answer: the gateway's round trip and read-your-writes wait,
+    the Kafka legs, and the engine's stages of the batch that decided it."""
+    me = bob(system)
+    async with system.client(me.write_key) as client:
+        response = await client.post("/otc-exchanges/quote", json=buy_body(me, "24.00"))
+
+    assert response.status_code == 200, response.text
+    stages = parse_timing(response.headers.get("server-timing"))
+    expected = {"command", "publish", "queue", "load", "outside", "save", "reply", "read"}
+    assert expected <= set(stages), stages
+    assert stages["command"] >= stages["save"] > 0
 
 
 async def test_operator_rejects_a_buy_and_the_eur_is_refunded(system: System) -> None:

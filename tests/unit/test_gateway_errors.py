@@ -51,7 +51,7 @@ class FailingResources(InMemoryResourceDirectory):
 class Unsent:
     """A command client whose broker is away."""
 
-    async def send(self, command: object, *, timeout: float) -> object:  # noqa: ASYNC109
+    async def send_timed(self, command: object, *, timeout: float) -> object:  # noqa: ASYNC109
         del command, timeout
         raise CommandNotSentError("the broker did not take the command in 10s")
 

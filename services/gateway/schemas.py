@@ -147,7 +147,8 @@ class OrderPage(Body):
 
 class OpsOrder(OrderView):
     """An order as operators see it: the public view, the approvals so far, whether it needs
-    two operators, a movement whose outcome is unknown, and why it failed."""
+    two operators, a movement whose outcome is unknown, and what was recorded as the reason it
+    failed or was rejected (a party's refusal as the party said it, or the operator's words)."""
 
     approvals: tuple[ApprovalFact, ...] = ()
     dual_control: bool = Field(description="the order needs two different operators' approval")
@@ -157,7 +158,9 @@ class OpsOrder(OrderView):
     unresolved: UnresolvedFact | None = Field(
         default=None, description="a movement whose outcome a worker could not learn"
     )
-    failure_reason: str | None = None
+    failure_detail: str | None = Field(
+        default=None, description="the recorded reason of a refusal or a rejection, as said"
+    )
 
 
 class OpsOrderPage(Body):

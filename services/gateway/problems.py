@@ -12,8 +12,20 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import HTTP_STATUS, DomainError, ErrorCode
+from services.gateway.schemas import UNION_TAGS
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    """One thing wrong with a request."""
+
+    field: str | None = Field(
+        default=None,
+        description="the field at fault, as a dotted path in the request's spelling "
+        "(sourceAmount, eventTypes.0); absent for the request as a whole",
+    )
+    detail: str = Field(description="what is wrong with it")
 
 
 class Problem(BaseModel):
@@ -24,11 +36,27 @@ class Problem(BaseModel):
     status: int = Field(description="the HTTP status")
     code: str = Field(description="the stable error code, e.g. QUOTE_EXPIRED")
     detail: str = Field(description="what happened, for people")
-    field: str | None = Field(default=None, description="the request field at fault, if one is")
+    field: str | None = Field(
+        default=None, description="the request field at fault (the first, if several are)"
+    )
+    errors: list[FieldError] | None = Field(
+        default=None, description="on a VALIDATION_ERROR: everything wrong with the request"
+    )
     correlation_id: str | None = Field(
         default=None,
         serialization_alias="correlationId",
         description="the request's correlation id (also the X-Correlation-Id header), on a 5xx",
+    )
+
+
+def problem_of(status: int, code: str, detail: str, **members: Any) -> Problem:  # noqa: ANN401 - Problem's optional members
+    return Problem(
+        type=f"https://docs.otc.example/problems/{code.lower().replace('_', '-')}",
+        title=code.replace("_", " ").capitalize(),
+        status=status,
+        code=code,
+        detail=detail,
+        **members,
     )
 
 
@@ -38,17 +66,12 @@ def problem_response(  # noqa: PLR0913 - the members of a problem, by name
     detail: str,
     *,
     field: str | None = None,
+    errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
     correlation_id: str | None = None,
 ) -> JSONResponse:
-    body = Problem(
-        type=f"https://docs.otc.example/problems/{code.lower().replace('_', '-')}",
-        title=code.replace("_", " ").capitalize(),
-        status=status,
-        code=code,
-        detail=detail,
-        field=field,
-        correlation_id=correlation_id,
+    body = problem_of(
+        status, code, detail, field=field, errors=errors, correlation_id=correlation_id
     )
     return JSONResponse(
         body.model_dump(exclude_none=True, by_alias=True),
@@ -100,19 +123,29 @@ async def on_api_error(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def field_error(error: dict[str, Any]) -> FieldError:
+    """One of pydantic's errors with its field in the request's own spelling: no location
+    kind, no union tag; an error of a union's discriminator names the discriminating field."""
+    path = [str(part) for part in error.get("loc", ()) if part not in LOCATIONS | UNION_TAGS]
+    discriminator = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
+    if discriminator.isidentifier():
+        path.append(discriminator)
+    return FieldError(field=".".join(path) or None, detail=str(error.get("msg", "invalid")))
+
+
 async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
-    """422 VALIDATION_ERROR naming the first field at fault, in the request's own spelling."""
+    """422 VALIDATION_ERROR listing every field at fault; `field` names the first."""
     assert isinstance(error, RequestValidationError)  # noqa: S101 - registered for it only
-    first: dict[str, Any] = error.errors()[0] if error.errors() else {}
-    location = [
-        str(part)
-        for part in first.get("loc", ())
-        if part not in ("body", "query", "path", "header")
+    errors = [field_error(found) for found in error.errors()] or [
+        FieldError(field=None, detail="invalid request")
     ]
-    field = ".".join(location) or None
-    message = str(first.get("msg", "invalid request"))
-    detail = f"{field}: {message}" if field else message
-    return problem_response(422, ErrorCode.VALIDATION_ERROR.value, detail, field=field)
+    detail = "; ".join(f"{e.field}: {e.detail}" if e.field else e.detail for e in errors)
+    return problem_response(
+        422, ErrorCode.VALIDATION_ERROR.value, detail, field=errors[0].field, errors=errors
+    )
 
 
 async def on_http_error(_: Request, error: Exception) -> JSONResponse:

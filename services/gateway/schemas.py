@@ -56,12 +56,32 @@ class SellQuoteRequest(Body):
     source_amount: AmountText
 
 
+UNION_TAGS = frozenset(side.value for side in Side)
+"""The tags of the request bodies' unions, which pydantic puts in an error's location and the
+API leaves out of a field's path."""
+SELL_ONLY = frozenset({"sourceWalletId", "destinationAccountId"})
+
+
+def side_of(body: object) -> str | None:
+    """The side a quote request is for: its `side`; without one, a buy unless the body names a
+    sell's resources (then it is a sell missing its `side`, and told so). An unknown side is
+    no side (None: the union's error, which names `side`)."""
+    if not isinstance(body, dict):
+        return str(getattr(body, "side", Side.BUY.value))
+    side = body.get("side")
+    if side is None:
+        return Side.SELL.value if SELL_ONLY & body.keys() else Side.BUY.value
+    return side if isinstance(side, str) and side in UNION_TAGS else None
+
+
 QuoteBody = Annotated[
-    Annotated[BuyQuoteRequest, Tag("buy")] | Annotated[SellQuoteRequest, Tag("sell")],
+    Annotated[BuyQuoteRequest, Tag(Side.BUY.value)]
+    | Annotated[SellQuoteRequest, Tag(Side.SELL.value)],
     Discriminator(
-        lambda body: (
-            (body.get("side") or "buy") if isinstance(body, dict) else getattr(body, "side", "buy")
-        )
+        side_of,
+        custom_error_type="side_invalid",
+        custom_error_message="side must be buy or sell",
+        custom_error_context={"discriminator": "side"},
     ),
 ]
 """A quote request: a buy, unless `side` says sell."""

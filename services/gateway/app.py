@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway.asyncapi import router as asyncapi
+from services.gateway.headers import RETRYABLE
 from services.gateway.health import health
 from services.gateway.ports import Gateway
 from services.gateway.problems import (
@@ -61,6 +62,7 @@ def create_app(
         render=render_problem,
         retry_after_seconds=retry_after_seconds,
         outages=outages,
+        retry_after_statuses=RETRYABLE,
     )
     return app
 

@@ -110,6 +110,7 @@ async def test_registering_answers_the_endpoint_and_its_secret_once(api: Api) ->
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["secret"].startswith("whsec_")
+    assert created.headers["location"] == f"/webhook-endpoints/{body['id']}"
     assert (body["url"], body["eventTypes"], body["enabled"]) == (
         PUBLIC_URL,
         ["order.paid_out"],

@@ -17,6 +17,7 @@ from domain.order import Side
 from domain.views import OrderView
 from services.gateway.auth import Reader
 from services.gateway.commands import ORDER_COMMAND_ERRORS, SEND_ERRORS, ByCustomer, order_command
+from services.gateway.headers import located
 from services.gateway.params import Limit, OrderId, Page
 from services.gateway.ports import GatewayDep
 from services.gateway.problems import ApiError, responses
@@ -134,7 +135,8 @@ async def confirm_quote(body: ConfirmRequest, sender: ByCustomer) -> Response:
     sender.require_key("POST /otc-exchanges")
     envelope = sender.envelope(body.quote_id)
     command = c.ConfirmQuote(**envelope, side=body.side, max_slippage_bps=body.max_slippage_bps)
-    return await sender.send(command, 201)
+    order = customer.url_path_for("get_order", order_id=str(body.quote_id))
+    return located(await sender.send(command, 201), order)
 
 
 @customer.get("", response_model=OrderPage, response_model_exclude_none=True, responses=responses())

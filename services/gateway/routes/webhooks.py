@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from domain.errors import ErrorCode
 from services.gateway.auth import Reader, Writer
 from services.gateway.commands import IDEMPOTENT_REPLAYED, IdempotencyKey, optional_key
+from services.gateway.headers import located
 from services.gateway.params import Limit, Page, page_of
 from services.gateway.problems import ApiError, responses
 from services.gateway.webhook_schemas import (
@@ -123,7 +124,8 @@ async def create_endpoint(
         )
     out = CreatedEndpoint(**EndpointOut.of(made.endpoint).model_dump(), secret=made.secret)
     headers = {IDEMPOTENT_REPLAYED: "true"} if made.replayed else {}
-    return JSONResponse(out.model_dump(mode="json", by_alias=True), 201, headers=headers)
+    answer = JSONResponse(out.model_dump(mode="json", by_alias=True), 201, headers=headers)
+    return located(answer, router.url_path_for("get_endpoint", endpoint_id=str(out.id)))
 
 
 @router.get("", response_model=EndpointPage, responses=responses())

@@ -148,32 +148,63 @@ async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+ROUTING_CODES = {400: ErrorCode.MALFORMED_BODY.value, 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+"""What FastAPI and Starlette refuse themselves: a body that cannot be read (not UTF-8, say), an
+unknown path, a method the path does not have."""
+
+
 async def on_http_error(_: Request, error: Exception) -> JSONResponse:
-    """Routing errors (404 unknown path, 405 method) as problems too."""
+    """FastAPI's and Starlette's own refusals as problems too."""
     assert isinstance(error, StarletteHTTPException)  # noqa: S101
-    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
+    code = ROUTING_CODES.get(error.status_code, "HTTP_ERROR")
     return problem_response(
         error.status_code, code, str(error.detail), headers=dict(error.headers or {})
     )
 
 
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
 def responses(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses` of these error codes, grouped by HTTP status."""
-    by_status: dict[int, list[str]] = {}
-    for code in (
-        ErrorCode.UNAUTHENTICATED,
-        ErrorCode.INSUFFICIENT_SCOPE,
-        ErrorCode.VALIDATION_ERROR,
-        ErrorCode.INTERNAL_ERROR,
-        ErrorCode.SERVICE_UNAVAILABLE,
-        *codes,
-    ):
-        by_status.setdefault(HTTP_STATUS[code], []).append(code.value)
+    """The OpenAPI `responses` of a route's own error codes, by HTTP status. Those that its
+    credentials, parameters and body imply are added by services/gateway/contract.py."""
+    by_status: dict[int, set[str]] = {}
+    for code in codes:
+        by_status.setdefault(HTTP_STATUS[code], set()).add(code.value)
+    return {status: documented(status, names) for status, names in sorted(by_status.items())}
+
+
+def documented(status: int, codes: set[str]) -> dict[str, Any]:
+    """One status's OpenAPI response: a problem whose `code` is one of `codes`, with an example."""
+    names = sorted(codes)
+    narrowed = {"type": "object", "properties": {"code": {"type": "string", "enum": names}}}
     return {
-        status: {
-            "model": Problem,
-            "description": ", ".join(sorted(set(names))),
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status, names in sorted(by_status.items())
+        "description": ", ".join(names),
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {"allOf": [{"$ref": PROBLEM_REF}, narrowed]},
+                "example": example_problem(status, names[0]),
+            }
+        },
     }
+
+
+def codes_of(response: dict[str, Any]) -> set[str]:
+    """The codes a response that `documented` made names (none for any other)."""
+    schema = response.get("content", {}).get(PROBLEM_JSON, {}).get("schema", {})
+    parts = schema.get("allOf", [{}, {}])
+    return set(parts[-1].get("properties", {}).get("code", {}).get("enum", ()))
+
+
+def example_problem(status: int, code: str) -> dict[str, Any]:
+    detail, members = code.replace("_", " ").lower(), {}
+    if code == ErrorCode.VALIDATION_ERROR:
+        wrong = FieldError(field="sourceAmount", detail="String should match pattern")
+        detail, members = (
+            f"{wrong.field}: {wrong.detail}",
+            {"field": wrong.field, "errors": [wrong]},
+        )
+    elif status >= 500:  # noqa: PLR2004 - a server's error names its correlation id
+        members = {"correlation_id": "4c1d0f8e2a9b4e7d"}
+    problem = problem_of(status, code, detail, **members)
+    return problem.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -42,13 +42,13 @@ from services.gateway.schemas import (
 customer = APIRouter(prefix="/otc-exchanges", tags=["otc-exchanges"])
 
 
-@customer.get("/accounts", response_model=AccountList, responses=responses())
+@customer.get("/accounts", response_model=AccountList)
 async def list_accounts(principal: Reader, gw: GatewayDep) -> AccountList:
     """Your active EUR accounts: the source of a buy and the destination of a sell."""
     return await eligible_accounts(gw, principal)
 
 
-@customer.get("/wallets", response_model=WalletList, responses=responses())
+@customer.get("/wallets", response_model=WalletList)
 async def list_wallets(principal: Reader, gw: GatewayDep) -> WalletList:
     """Your non-treasury wallets with a USDC address: a buy's destination, a sell's source."""
     return await eligible_wallets(gw, principal)
@@ -139,7 +139,7 @@ async def confirm_quote(body: ConfirmRequest, sender: ByCustomer) -> Response:
     return located(await sender.send(command, 201), order)
 
 
-@customer.get("", response_model=OrderPage, response_model_exclude_none=True, responses=responses())
+@customer.get("", response_model=OrderPage, response_model_exclude_none=True)
 async def list_orders(
     principal: Reader, gw: GatewayDep, page: Page = 1, limit: Limit = 20
 ) -> dict[str, Any]:

@@ -75,3 +75,16 @@ async def test_a_body_that_is_not_an_object_is_an_error_of_the_request_as_a_whol
 
     assert fields(problem) == [None]
     assert "field" not in problem
+
+
+async def test_a_body_that_cannot_be_read_is_400_malformed_body() -> None:
+    async for client in client_for(gateway()):
+        response = await client.post(
+            "/otc-exchanges/quote",
+            headers={**KEY, "content-type": "application/json"},
+            content=b'{"sourceAmount": "\xff\xfe"}',
+        )
+
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "MALFORMED_BODY"

@@ -66,17 +66,29 @@ class Api(FastAPI):
 
 def describe(operation: dict[str, Any]) -> None:
     """Write out what the route implies (see the module's docstring)."""
+    codes = errors(operation)
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == IDEMPOTENCY_KEY:
+            parameter["required"] = ErrorCode.IDEMPOTENCY_KEY_REQUIRED in codes
+            parameter["schema"] = {"type": "string", "format": "uuid"}
+    headers(operation["responses"], codes)
+    for media in media_types(operation):
+        exemplify(media)
+
+
+def errors(operation: dict[str, Any]) -> set[str]:
+    """Every code a route can answer, its error responses rewritten to name them."""
     answers: dict[str, Any] = operation["responses"]
-    codes = set().union(*(codes_of(answer) for answer in answers.values()))
+    codes: set[str] = set().union(*(codes_of(answer) for answer in answers.values()))
     if operation.get("security"):
         codes |= implied(operation)
         for status in [status for status in answers if int(status) >= 400]:  # noqa: PLR2004
             del answers[status]
         answers.update({str(s): a for s, a in responses(*map(ErrorCode, codes)).items()})
-    for parameter in operation.get("parameters", []):
-        if parameter["name"] == IDEMPOTENCY_KEY:
-            parameter["required"] = ErrorCode.IDEMPOTENCY_KEY_REQUIRED in codes
-            parameter["schema"] = {"type": "string", "format": "uuid"}
+    return codes
+
+
+def headers(answers: dict[str, Any], codes: set[str]) -> None:
     success = min(answers)  # the route's own status: 200, 201, 202 or 204
     if success == "201":
         answers[success].setdefault("headers", {})[LOCATION] = DOCUMENTED[LOCATION]
@@ -86,8 +98,6 @@ def describe(operation: dict[str, Any]) -> None:
     for status, answer in answers.items():
         if int(status) in RETRYABLE:
             answer.setdefault("headers", {})[RETRY_AFTER] = DOCUMENTED[RETRY_AFTER]
-    for media in media_types(operation):
-        exemplify(media)
 
 
 def implied(operation: dict[str, Any]) -> set[str]:

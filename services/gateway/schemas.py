@@ -35,7 +35,17 @@ RateText = Annotated[
 
 
 class Body(BaseModel):
+    """A request or response body. No text in it holds a NUL character: PostgreSQL can store
+    none (a webhook's description, an operator's reason), so a request with one is a 422."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def has_no_nul(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("text must not contain a NUL character")
+        return value
 
 
 class BuyQuoteRequest(Body):

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.test_gateway_errors import KEY, client_for, gateway
+from tests.unit.test_gateway_errors import KEY, Desk, client_for, gateway
 
 
 async def refused(path: str, body: object) -> dict[str, Any]:
@@ -88,3 +88,14 @@ async def test_a_body_that_cannot_be_read_is_400_malformed_body() -> None:
         assert response.status_code == 400
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "MALFORMED_BODY"
+
+
+async def test_text_with_a_nul_character_is_refused_before_it_reaches_postgresql() -> None:
+    order = uuid.uuid4()
+    async for client in client_for(gateway(auth=Desk())):
+        response = await client.post(
+            f"/ops/otc-exchanges/{order}/reject", headers=KEY, json={"reason": "no\x00way"}
+        )
+
+        assert response.status_code == 422
+        assert response.json()["field"] == "reason"

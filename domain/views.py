@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from domain.failures import FailureReason, failure_of
 from domain.money import Currency
 from domain.order import Order, Side, Status, status_after
 
@@ -40,6 +41,11 @@ class OrderView(BaseModel):
     fee: Amount = Field(description="in the source currency, taken off the source amount")
     indicative_rate: Amount | None = Field(default=None, description="the quote's rate")
     indicative_destination_amount: Amount | None = None
+    failure_reason: FailureReason | None = Field(
+        default=None,
+        description="why a party refused a movement of a failed order (status failed, "
+        "payout_failed or refund_failed); absent otherwise",
+    )
     expires_at: datetime
     created_at: datetime
     updated_at: datetime
@@ -61,13 +67,15 @@ class OrderView(BaseModel):
             fee=order.fee,
             indicative_rate=order.indicative_rate,
             indicative_destination_amount=order.indicative_destination_amount,
+            failure_reason=failure_of(order.status, order.failure_reason),
             expires_at=order.expires_at,
             created_at=order.created_on,
             updated_at=order.modified_on,
         )
 
     def public_json(self) -> dict[str, object]:
-        """camelCase JSON; the indicative fields only once an order has them."""
+        """camelCase JSON; the indicative fields and the failure reason only once an order has
+        them."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 

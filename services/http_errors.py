@@ -9,7 +9,9 @@ and answers an exception that nothing else handled:
 - anything else: 500 `INTERNAL_ERROR`, naming the correlation id; the traceback goes to the log
   with that id, never to the caller.
 
-The body is the app's own error shape, rendered by the function the app gives.
+The body is the app's own error shape, rendered by the function the app gives. An app may also
+name statuses (`retry_after_statuses`, the gateway's 502, 503 and 504) whose every answer, from
+wherever it comes, carries `Retry-After`: the guard adds it to those that do not say it already.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from services.resilience import Dependency, Outages, dependency_of
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-Id"
+RETRY_AFTER = "Retry-After"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
 
 Render = Callable[[int, str, str, dict[str, str], str], Response]
@@ -49,11 +52,13 @@ class ErrorGuard:
         render: Render,
         retry_after_seconds: int = 5,
         outages: Outages | None = None,
+        retry_after_statuses: frozenset[int] = frozenset(),
     ) -> None:
         self.app = app
         self.render = render
         self.retry_after_seconds = retry_after_seconds
         self.outages = outages
+        self.retry_after_statuses = retry_after_statuses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,6 +76,9 @@ class ErrorGuard:
                 headers = MutableHeaders(scope=message)
                 if CORRELATION_HEADER not in headers:
                     headers.append(CORRELATION_HEADER, cid)
+                retry = message["status"] in self.retry_after_statuses
+                if retry and RETRY_AFTER not in headers:
+                    headers.append(RETRY_AFTER, str(self.retry_after_seconds))
             await send(message)
 
         try:
@@ -97,7 +105,7 @@ class ErrorGuard:
                 f"{_what(dependency)} is unavailable for a moment; retry after "
                 f"{self.retry_after_seconds} s (a request with an Idempotency-Key may be retried "
                 "with the same key safely)",
-                {"Retry-After": str(self.retry_after_seconds)},
+                {RETRY_AFTER: str(self.retry_after_seconds)},
                 cid,
             )
         log.error(

@@ -16,6 +16,7 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
+from domain.failures import failure_of
 from domain.order import Order, Side, Status, status_after
 from domain.views import OpsFacts, OrderView
 from projections.order_list.view import OrderListRow, OrderListView
@@ -47,16 +48,16 @@ def row_after(row: OrderListRow | None, event: Order.Event, position: int) -> Or
             f"{event.originator_version}, the view has {have}"
         )
     status = status_after(type(event).__name__, row.view.side) or row.view.status
+    ops = row.ops.after(event)
     view = row.view.model_copy(
-        update={**changes_of(event, row.view), "status": status, "updated_at": event.timestamp}
+        update={
+            **changes_of(event, row.view),
+            "status": status,
+            "failure_reason": failure_of(status, ops.failure_reason),
+            "updated_at": event.timestamp,
+        }
     )
-    return replace(
-        row,
-        view=view,
-        version=event.originator_version,
-        position=position,
-        ops=row.ops.after(event),
-    )
+    return replace(row, view=view, version=event.originator_version, position=position, ops=ops)
 
 
 def quoted_view(event: Order.Quoted) -> OrderView:

@@ -6,7 +6,8 @@ answered as a problem. Where to look for the rest:
 - commands.py: the command round trip (envelope, idempotency, reply, read-your-writes);
 - positions.py: how far the order list has got, heard from the projector (read-your-writes);
 - queries.py: the reads (the `order_list` read model, resources, balances, history);
-- ports.py: the gateway's collaborators, built by its composition root (__main__.py)."""
+- ports.py: the gateway's collaborators, built by its composition root (__main__.py);
+- contract.py: the OpenAPI document, completed from each route's errors and scope."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway.asyncapi import router as asyncapi
+from services.gateway.contract import TAGS, Api, operation_id
+from services.gateway.headers import RETRYABLE
 from services.gateway.health import health
 from services.gateway.ports import Gateway
 from services.gateway.problems import (
@@ -43,11 +46,13 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app; `lifespan` sets `app.state.gateway` (services/gateway/__main__.py).
     Whatever no handler answers becomes a problem too (`services.http_errors.ErrorGuard`)."""
-    app = FastAPI(
+    app = Api(
         title="OTC Exchanges API",
         version="1.0.0",
         description="EUR <-> USDC over-the-counter exchange: quotes, orders, operator approval.",
         lifespan=lifespan,
+        openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
     )
     app.include_router(customer)
     app.include_router(ops)
@@ -62,6 +67,7 @@ def create_app(
         render=render_problem,
         retry_after_seconds=retry_after_seconds,
         outages=outages,
+        retry_after_statuses=RETRYABLE,
     )
     return app
 

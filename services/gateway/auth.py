@@ -1,14 +1,18 @@
 """Who is calling: an `x-api-key` or a Bearer JWT (401 without valid credentials), and the scope
 a route needs (403 INSUFFICIENT_SCOPE). A route states its caller as `Reader`, `Writer` or
-`Operator`."""
+`Operator`: FastAPI's security scopes, so the OpenAPI document names each route's scope."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+    SecurityScopes,
+)
 
 from domain.errors import ErrorCode
 from services.auth.jwt import JwtVerifier
@@ -17,8 +21,22 @@ from services.auth.principal import Principal, Scope
 from services.gateway.ports import GatewayDep
 from services.gateway.problems import ApiError
 
-API_KEY = APIKeyHeader(name="x-api-key", auto_error=False, description="an API key")
-BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", description="a session JWT")
+SCOPES = (
+    f"Each route names the scope it needs: {Scope.READ} (the customer's reads), "
+    f"{Scope.WRITE} (the customer's changes), {Scope.OPERATE} (the operators' routes)."
+)
+API_KEY = APIKeyHeader(
+    name="x-api-key",
+    scheme_name="apiKey",
+    auto_error=False,
+    description=f"an API key, bound to one customer (or operator) and its scopes. {SCOPES}",
+)
+BEARER = HTTPBearer(
+    scheme_name="bearerJwt",
+    auto_error=False,
+    bearerFormat="JWT",
+    description=f"a session JWT: `sub` the customer id, `scope` its scopes. {SCOPES}",
+)
 
 
 class Credentials:
@@ -56,15 +74,15 @@ async def authenticate(
     return principal
 
 
-def scope(required: str) -> Callable[..., Awaitable[Principal]]:
-    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+async def authorized(
+    needed: SecurityScopes, principal: Annotated[Principal, Depends(authenticate)]
+) -> Principal:
+    for required in needed.scopes:
         if not principal.has(required):
             raise ApiError(ErrorCode.INSUFFICIENT_SCOPE, f"this call needs the scope {required}")
-        return principal
-
-    return check
+    return principal
 
 
-Reader = Annotated[Principal, Depends(scope(Scope.READ))]
-Writer = Annotated[Principal, Depends(scope(Scope.WRITE))]
-Operator = Annotated[Principal, Depends(scope(Scope.OPERATE))]
+Reader = Annotated[Principal, Security(authorized, scopes=[Scope.READ])]
+Writer = Annotated[Principal, Security(authorized, scopes=[Scope.WRITE])]
+Operator = Annotated[Principal, Security(authorized, scopes=[Scope.OPERATE])]

@@ -145,7 +145,7 @@ def ops_order(row: Any, dual_control_eur: Decimal) -> dict[str, Any]:  # noqa: A
         "unresolved": None
         if ops.unresolved is None
         else ops.unresolved.model_dump(mode="json", by_alias=True),
-        "failureReason": ops.failure_reason,
+        "failureDetail": ops.failure_reason,
     }
     return {**view.public_json(), **{k: v for k, v in facts.items() if v is not None}}
 

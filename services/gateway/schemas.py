@@ -35,7 +35,17 @@ RateText = Annotated[
 
 
 class Body(BaseModel):
+    """A request or response body. No text in it holds a NUL character: PostgreSQL can store
+    none (a webhook's description, an operator's reason), so a request with one is a 422."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def has_no_nul(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("text must not contain a NUL character")
+        return value
 
 
 class BuyQuoteRequest(Body):
@@ -56,12 +66,32 @@ class SellQuoteRequest(Body):
     source_amount: AmountText
 
 
+UNION_TAGS = frozenset(side.value for side in Side)
+"""The tags of the request bodies' unions, which pydantic puts in an error's location and the
+API leaves out of a field's path."""
+SELL_ONLY = frozenset({"sourceWalletId", "destinationAccountId"})
+
+
+def side_of(body: object) -> str | None:
+    """The side a quote request is for: its `side`; without one, a buy unless the body names a
+    sell's resources (then it is a sell missing its `side`, and told so). An unknown side is
+    no side (None: the union's error, which names `side`)."""
+    if not isinstance(body, dict):
+        return str(getattr(body, "side", Side.BUY.value))
+    side = body.get("side")
+    if side is None:
+        return Side.SELL.value if SELL_ONLY & body.keys() else Side.BUY.value
+    return side if isinstance(side, str) and side in UNION_TAGS else None
+
+
 QuoteBody = Annotated[
-    Annotated[BuyQuoteRequest, Tag("buy")] | Annotated[SellQuoteRequest, Tag("sell")],
+    Annotated[BuyQuoteRequest, Tag(Side.BUY.value)]
+    | Annotated[SellQuoteRequest, Tag(Side.SELL.value)],
     Discriminator(
-        lambda body: (
-            (body.get("side") or "buy") if isinstance(body, dict) else getattr(body, "side", "buy")
-        )
+        side_of,
+        custom_error_type="side_invalid",
+        custom_error_message="side must be buy or sell",
+        custom_error_context={"discriminator": "side"},
     ),
 ]
 """A quote request: a buy, unless `side` says sell."""
@@ -147,7 +177,8 @@ class OrderPage(Body):
 
 class OpsOrder(OrderView):
     """An order as operators see it: the public view, the approvals so far, whether it needs
-    two operators, a movement whose outcome is unknown, and why it failed."""
+    two operators, a movement whose outcome is unknown, and what was recorded as the reason it
+    failed or was rejected (a party's refusal as the party said it, or the operator's words)."""
 
     approvals: tuple[ApprovalFact, ...] = ()
     dual_control: bool = Field(description="the order needs two different operators' approval")
@@ -157,7 +188,9 @@ class OpsOrder(OrderView):
     unresolved: UnresolvedFact | None = Field(
         default=None, description="a movement whose outcome a worker could not learn"
     )
-    failure_reason: str | None = None
+    failure_detail: str | None = Field(
+        default=None, description="the recorded reason of a refusal or a rejection, as said"
+    )
 
 
 class OpsOrderPage(Body):

@@ -338,7 +338,7 @@ async def test_malformed_input_is_validation_error_naming_the_field(system: Syst
         )
         bad_limit = await client.get("/otc-exchanges", params={"limit": 101})
 
-    assert problem(bad_amount, 422, "VALIDATION_ERROR")["field"].endswith("sourceAmount")
+    assert problem(bad_amount, 422, "VALIDATION_ERROR")["field"] == "sourceAmount"
     assert problem(too_precise, 422, "VALIDATION_ERROR")["field"] == "sourceAmount"
     assert problem(bad_limit, 422, "VALIDATION_ERROR")["field"] == "limit"
 

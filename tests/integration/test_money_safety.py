@@ -14,7 +14,9 @@ import psycopg
 import pytest
 
 from domain.commands import Command
+from domain.failures import FailureReason
 from domain.order import Leg, Order, Side, Status
+from domain.views import OrderView
 from services import kafka
 from services.cli.check import reconcile_report
 from services.cli.dlq import Which, list_dead_letters, replay_dead_letters
@@ -162,6 +164,7 @@ async def test_a_refused_refund_ends_refund_failed_and_retry_refund_completes_it
     failed = await system.settled_into(buy.order_id, Status.REFUND_FAILED)
     assert failed.failure_reason is not None
     assert failed.failure_reason.startswith("ACCOUNT_CLOSED")
+    assert OrderView.of(failed).failure_reason is FailureReason.ACCOUNT_UNAVAILABLE
     await reconciled(system)
     assert (await system.bank.post(f"/admin/accounts/{customer.account}/reopen")).is_success
     await ok(client, buy.retry_refund())

@@ -109,7 +109,7 @@ def debit(order: Order, desk: Desk, _: Decimal) -> None:
 
 
 def debit_fails(order: Order, desk: Desk, _: Decimal) -> None:
-    order.record_source_debit_failure("insufficient funds", desk.cause(WORKER))
+    order.record_source_debit_failure("INSUFFICIENT_FUNDS: 12.00 EUR on acc-9", desk.cause(WORKER))
 
 
 def approve(order: Order, desk: Desk, rate: Decimal) -> None:
@@ -129,7 +129,17 @@ def pay_out(order: Order, desk: Desk, _: Decimal) -> None:
 
 
 def payout_fails(order: Order, desk: Desk, _: Decimal) -> None:
-    order.record_payout_failure(order.payout_attempt, "address rejected", desk.cause(WORKER))
+    order.record_payout_failure(
+        order.payout_attempt, "INVALID_ADDRESS: address rejected", desk.cause(WORKER)
+    )
+
+
+def refund_fails(order: Order, desk: Desk, _: Decimal) -> None:
+    order.record_refund_failure(order.refund_attempt, "ACCOUNT_CLOSED: acc-9", desk.cause(WORKER))
+
+
+def retry_refund(order: Order, desk: Desk, _: Decimal) -> None:
+    order.retry_refund(desk.cause(OPERATOR))
 
 
 def retry_payout(order: Order, desk: Desk, _: Decimal) -> None:
@@ -147,6 +157,8 @@ STEPS: list[Step] = [
     approve,
     reject,
     refund,
+    refund_fails,
+    retry_refund,
     pay_out,
     payout_fails,
     retry_payout,

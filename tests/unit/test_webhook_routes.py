@@ -110,6 +110,7 @@ async def test_registering_answers_the_endpoint_and_its_secret_once(api: Api) ->
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["secret"].startswith("whsec_")
+    assert created.headers["location"] == f"/webhook-endpoints/{body['id']}"
     assert (body["url"], body["eventTypes"], body["enabled"]) == (
         PUBLIC_URL,
         ["order.paid_out"],
@@ -174,6 +175,20 @@ async def test_urls_the_ssrf_guard_refuses_are_422(api: Api, url: str) -> None:
 
     assert body["field"] == "url"
     assert api.store.endpoints_by_id == {}
+
+
+async def test_a_description_with_a_nul_character_is_422_on_create_and_change(api: Api) -> None:
+    created = (await api.create()).json()
+    changed = await api.client.patch(
+        f"/webhook-endpoints/{created['id']}",
+        json={"description": "a\x00b"},
+        headers=api.as_("alice"),
+    )
+
+    assert problem(await api.create(description="a\x00b"), 422, "VALIDATION_ERROR")["field"] == (
+        "description"
+    )
+    assert problem(changed, 422, "VALIDATION_ERROR")["field"] == "description"
 
 
 async def test_a_loopback_receiver_is_accepted_where_the_setting_allows_it() -> None:

@@ -17,6 +17,7 @@ from domain.order import Side
 from domain.views import OrderView
 from services.gateway.auth import Reader
 from services.gateway.commands import ORDER_COMMAND_ERRORS, SEND_ERRORS, ByCustomer, order_command
+from services.gateway.headers import located
 from services.gateway.params import Limit, OrderId, Page
 from services.gateway.ports import GatewayDep
 from services.gateway.problems import ApiError, responses
@@ -41,13 +42,13 @@ from services.gateway.schemas import (
 customer = APIRouter(prefix="/otc-exchanges", tags=["otc-exchanges"])
 
 
-@customer.get("/accounts", response_model=AccountList, responses=responses())
+@customer.get("/accounts", response_model=AccountList)
 async def list_accounts(principal: Reader, gw: GatewayDep) -> AccountList:
     """Your active EUR accounts: the source of a buy and the destination of a sell."""
     return await eligible_accounts(gw, principal)
 
 
-@customer.get("/wallets", response_model=WalletList, responses=responses())
+@customer.get("/wallets", response_model=WalletList)
 async def list_wallets(principal: Reader, gw: GatewayDep) -> WalletList:
     """Your non-treasury wallets with a USDC address: a buy's destination, a sell's source."""
     return await eligible_wallets(gw, principal)
@@ -134,10 +135,11 @@ async def confirm_quote(body: ConfirmRequest, sender: ByCustomer) -> Response:
     sender.require_key("POST /otc-exchanges")
     envelope = sender.envelope(body.quote_id)
     command = c.ConfirmQuote(**envelope, side=body.side, max_slippage_bps=body.max_slippage_bps)
-    return await sender.send(command, 201)
+    order = customer.url_path_for("get_order", order_id=str(body.quote_id))
+    return located(await sender.send(command, 201), order)
 
 
-@customer.get("", response_model=OrderPage, response_model_exclude_none=True, responses=responses())
+@customer.get("", response_model=OrderPage, response_model_exclude_none=True)
 async def list_orders(
     principal: Reader, gw: GatewayDep, page: Page = 1, limit: Limit = 20
 ) -> dict[str, Any]:

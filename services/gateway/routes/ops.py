@@ -22,7 +22,7 @@ from services.gateway.schemas import ApproveRequest, History, OpsOrderPage, Reje
 ops = APIRouter(prefix="/ops/otc-exchanges", tags=["operations"])
 
 
-@ops.get("", response_model=OpsOrderPage, response_model_exclude_none=True, responses=responses())
+@ops.get("", response_model=OpsOrderPage, response_model_exclude_none=True)
 async def pending_queue(
     _: Operator, gw: GatewayDep, page: Page = 1, limit: Limit = 20
 ) -> dict[str, Any]:
@@ -34,7 +34,6 @@ async def pending_queue(
     "/attention",
     response_model=OpsOrderPage,
     response_model_exclude_none=True,
-    responses=responses(),
 )
 async def attention_queue(
     _: Operator, gw: GatewayDep, page: Page = 1, limit: Limit = 20

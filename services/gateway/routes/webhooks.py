@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from domain.errors import ErrorCode
 from services.gateway.auth import Reader, Writer
 from services.gateway.commands import IDEMPOTENT_REPLAYED, IdempotencyKey, optional_key
+from services.gateway.headers import located
 from services.gateway.params import Limit, Page, page_of
 from services.gateway.problems import ApiError, responses
 from services.gateway.webhook_schemas import (
@@ -80,24 +81,18 @@ def refusals() -> Iterator[None]:
 
 router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"])
 NOT_FOUND = ErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND
-BAD_REQUEST, UNPROCESSABLE = 400, 422
 
 
-def with_body(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
-    """The responses of a route with a JSON body: a body that cannot be read at all is 400."""
-    documented = responses(*codes)
-    bad = documented.get(BAD_REQUEST, documented[UNPROCESSABLE])
-    names = [bad["description"]] if BAD_REQUEST in documented else []
-    unreadable = ", ".join([*names, "HTTP_ERROR (unreadable body)"])
-    documented[BAD_REQUEST] = {**bad, "description": unreadable}
-    return documented
+def errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """A webhook route's `responses`: its codes, and 503 where the gateway has no webhooks."""
+    return responses(ErrorCode.WEBHOOKS_UNAVAILABLE, *codes)
 
 
 @router.post(
     "",
     status_code=201,
     response_model=CreatedEndpoint,
-    responses=with_body(
+    responses=errors(
         ErrorCode.WEBHOOK_URL_NOT_ALLOWED,
         ErrorCode.WEBHOOK_ENDPOINT_LIMIT,
         ErrorCode.IDEMPOTENCY_KEY_INVALID,
@@ -123,10 +118,11 @@ async def create_endpoint(
         )
     out = CreatedEndpoint(**EndpointOut.of(made.endpoint).model_dump(), secret=made.secret)
     headers = {IDEMPOTENT_REPLAYED: "true"} if made.replayed else {}
-    return JSONResponse(out.model_dump(mode="json", by_alias=True), 201, headers=headers)
+    answer = JSONResponse(out.model_dump(mode="json", by_alias=True), 201, headers=headers)
+    return located(answer, router.url_path_for("get_endpoint", endpoint_id=str(out.id)))
 
 
-@router.get("", response_model=EndpointPage, responses=responses())
+@router.get("", response_model=EndpointPage, responses=errors())
 async def list_endpoints(
     principal: Reader, hooks: Webhooks, page: Page = 1, limit: Limit = 20
 ) -> dict[str, Any]:
@@ -135,7 +131,7 @@ async def list_endpoints(
     return page_of([EndpointOut.of(e) for e in found], page, limit, total)
 
 
-@router.get("/{endpoint_id}", response_model=EndpointOut, responses=responses(NOT_FOUND))
+@router.get("/{endpoint_id}", response_model=EndpointOut, responses=errors(NOT_FOUND))
 async def get_endpoint(endpoint_id: EndpointId, principal: Reader, hooks: Webhooks) -> EndpointOut:
     """One of your endpoints; `disabledReason` says why deliveries are paused, if they are."""
     with refusals():
@@ -145,7 +141,7 @@ async def get_endpoint(endpoint_id: EndpointId, principal: Reader, hooks: Webhoo
 @router.patch(
     "/{endpoint_id}",
     response_model=EndpointOut,
-    responses=with_body(NOT_FOUND, ErrorCode.WEBHOOK_URL_NOT_ALLOWED),
+    responses=errors(NOT_FOUND, ErrorCode.WEBHOOK_URL_NOT_ALLOWED),
 )
 async def update_endpoint(
     endpoint_id: EndpointId, body: UpdateEndpoint, principal: Writer, hooks: Webhooks
@@ -161,7 +157,7 @@ async def update_endpoint(
         return EndpointOut.of(await hooks.change(principal.customer_id, endpoint_id, changes))
 
 
-@router.delete("/{endpoint_id}", status_code=204, responses=responses(NOT_FOUND))
+@router.delete("/{endpoint_id}", status_code=204, responses=errors(NOT_FOUND))
 async def delete_endpoint(endpoint_id: EndpointId, principal: Writer, hooks: Webhooks) -> Response:
     """Delete the endpoint and its deliveries; nothing more is sent to it."""
     with refusals():
@@ -172,9 +168,7 @@ async def delete_endpoint(endpoint_id: EndpointId, principal: Writer, hooks: Web
 @router.post(
     "/{endpoint_id}/rotate-secret",
     response_model=RotatedSecret,
-    responses=responses(
-        NOT_FOUND, ErrorCode.IDEMPOTENCY_KEY_INVALID, ErrorCode.WEBHOOKS_UNAVAILABLE
-    ),
+    responses=errors(NOT_FOUND, ErrorCode.IDEMPOTENCY_KEY_INVALID, ErrorCode.WEBHOOKS_UNAVAILABLE),
 )
 async def rotate_secret(
     endpoint_id: EndpointId,
@@ -196,7 +190,7 @@ async def rotate_secret(
     "/{endpoint_id}/test",
     status_code=202,
     response_model=DeliveryOut,
-    responses=responses(
+    responses=errors(
         NOT_FOUND, ErrorCode.WEBHOOK_ENDPOINT_DISABLED, ErrorCode.IDEMPOTENCY_KEY_INVALID
     ),
 )
@@ -212,9 +206,7 @@ async def send_test(
         return DeliveryOut.of(await hooks.send_test(principal.customer_id, endpoint_id))
 
 
-@router.get(
-    "/{endpoint_id}/deliveries", response_model=DeliveryPage, responses=responses(NOT_FOUND)
-)
+@router.get("/{endpoint_id}/deliveries", response_model=DeliveryPage, responses=errors(NOT_FOUND))
 async def list_deliveries(
     endpoint_id: EndpointId,
     principal: Reader,
@@ -234,7 +226,7 @@ async def list_deliveries(
     "/{endpoint_id}/replay",
     status_code=202,
     response_model=ReplayQueued,
-    responses=with_body(NOT_FOUND, ErrorCode.IDEMPOTENCY_KEY_INVALID),
+    responses=errors(NOT_FOUND, ErrorCode.IDEMPOTENCY_KEY_INVALID),
 )
 async def replay(
     endpoint_id: EndpointId,

@@ -10,7 +10,7 @@ import pytest
 
 from domain import commands as c
 from domain.errors import ErrorCode
-from services.command_client import CommandClient, CommandTimeoutError
+from services.command_client import Answered, CommandClient, CommandTimeoutError
 from services.contract_examples import EXAMPLE_ORDER_VIEW
 from services.contracts import ErrorBody, ReplyEnvelope
 from tests.unit.test_gateway_errors import KEY, client_for, gateway
@@ -28,17 +28,19 @@ class Engine:
     def __init__(self, refusal: ErrorCode | None = None, status: int = 502) -> None:
         self.refusal, self.status = refusal, status
 
-    async def send(self, command: c.Command, *, timeout: float) -> ReplyEnvelope:  # noqa: ASYNC109
+    async def send_timed(self, command: c.Command, *, timeout: float) -> Answered:  # noqa: ASYNC109
         del timeout
         if self.refusal is not None:
             error = ErrorBody(status=self.status, code=self.refusal, message="no price now")
-            return ReplyEnvelope(command_id=command.command_id, ok=False, error=error)
-        order = {**EXAMPLE_ORDER_VIEW, "id": str(command.order_id)}
-        return ReplyEnvelope(command_id=command.command_id, ok=True, order=order)
+            reply = ReplyEnvelope(command_id=command.command_id, ok=False, error=error)
+        else:
+            order = {**EXAMPLE_ORDER_VIEW, "id": str(command.order_id)}
+            reply = ReplyEnvelope(command_id=command.command_id, ok=True, order=order)
+        return Answered(reply, engine_timing=None, received_ms=0.0)
 
 
 class Silent:
-    async def send(self, command: object, *, timeout: float) -> Any:  # noqa: ANN401, ASYNC109
+    async def send_timed(self, command: object, *, timeout: float) -> Any:  # noqa: ANN401, ASYNC109
         del command, timeout
         raise CommandTimeoutError
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
 from domain.order import Actor, ActorKind, Cause, Order, QuoteTerms, Side
@@ -29,7 +30,7 @@ from tests.integration.audit import (
     stored_count,
     stored_state,
 )
-from tests.support import Customer, Orderer
+from tests.support import Customer, Orderer, eventually, running
 from tests.unit.strategies import LIMITS
 
 pytestmark = pytest.mark.integration
@@ -77,6 +78,32 @@ async def test_a_busy_history_verifies_and_an_edited_event_is_named(
         assert first["expected"] != first["found"]
     others = await otc_audit(otc_settings, "verify", str(tail.order_id))
     assert output(others)["ok"]  # its one event is after the last checkpoint: not involved
+
+
+async def test_the_projector_checkpoints_the_log_as_it_grows(
+    client: CommandClient, customer: Customer, otc_settings: Settings
+) -> None:
+    settings = otc_settings.model_copy(update={"audit_checkpoint_seconds": 0.5})
+    with running("services.projector", settings, "projector: following"):
+        orders = await complete_buys(client, customer, 2)
+        newest = notification_of(settings, orders[-1].order_id, 5)
+        await eventually(lambda: checkpointed_up_to(settings) >= newest, timeout=30)
+        later = await complete_buys(client, customer, 1)
+        newest = notification_of(settings, later[-1].order_id, 5)
+        await eventually(lambda: checkpointed_up_to(settings) >= newest, timeout=30)
+
+    report = await verified(settings)
+    assert report["checkpoints"] >= 2
+    assert report["afterLastCheckpoint"] == 0
+
+
+def checkpointed_up_to(settings: Settings) -> int:
+    with psycopg.connect(settings.conninfo()) as conn:
+        exists = conn.execute("SELECT to_regclass('audit_checkpoints')").fetchone()
+        if exists is None or exists[0] is None:
+            return 0
+        row = conn.execute("SELECT coalesce(max(last_id), 0) FROM audit_checkpoints").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 async def test_a_deleted_event_is_named_by_its_order_or_by_the_checkpoint_over_it(

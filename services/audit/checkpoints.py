@@ -5,8 +5,9 @@ The projector writes them every `audit_checkpoint_seconds` (`Checkpointer`), and
 `otc audit checkpoint` on demand; one at a time, under an advisory lock. A checkpoint covers
 every event from the previous one's last id to the newest committed one (at most
 `audit_checkpoint_max_events`): events are inserted under the library's table lock, so no
-event can still commit below an id that is already visible. Nothing here checks the events;
-`otc audit verify` does, and a checkpoint only fixes the log as it was when it was written.
+event can still commit below an id that is already visible. A checkpoint only fixes the log as
+it was when it was written: `otc audit verify` does the checking; the writer only logs an error
+for an event whose stored hash it finds wrong, as an early alarm.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from psycopg.rows import dict_row
 
 from domain.hash_chain import Checkpoint, coverage_of, next_checkpoint
 from services import advisory_locks
-from services.audit.records import StoredLog
+from services.audit.records import Examined, StoredLog
 from services.resilience import is_outage
 from services.settings import Settings
 
@@ -124,7 +125,9 @@ class CheckpointStore:
             records = stored.page(after, limit=max_events)
             if not records:
                 return None
-            leaves = [stored.examine(record).leaf for record in records]
+            examined = [stored.examine(record) for record in records]
+            alarm(examined)
+            leaves = [item.leaf for item in examined]
             checkpoint = next_checkpoint(
                 previous, coverage_of(leaves, records[-1].notification_id), now()
             )
@@ -154,6 +157,19 @@ class CheckpointStore:
         while (checkpoint := self.append(stored, now, max_events)) is not None:
             written.append(checkpoint)
         return written
+
+
+def alarm(examined: list[Examined]) -> None:
+    """An error in the log for each order event whose stored hash is wrong: the early alarm."""
+    for item in examined:
+        if item.problem is not None or (item.chained and item.stored_hash != item.digest):
+            log.error(
+                "audit: order %s version %d (notification %d) does not match its hash;"
+                " run otc audit verify",
+                item.record.originator_id,
+                item.record.originator_version,
+                item.record.notification_id,
+            )
 
 
 class Checkpointer:

@@ -80,6 +80,8 @@ def state(
 ) -> None:
     """The order as it was after version N, or at a time: after every event up to that time
     (the public view plus its version)."""
+    if version is not None and at is not None:
+        fail("give --version or --at, not both", EXIT_REFUSED)
     when = moment(at, "--at")
     orders = open_orders(Settings())
     try:

@@ -4,6 +4,7 @@ in PostgreSQL, makes it fail naming what was touched."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -49,7 +50,10 @@ async def broken(settings: Settings, *args: str) -> Json:
 
 
 async def test_a_busy_history_verifies_and_an_edited_event_is_named(
-    client: CommandClient, customer: Customer, otc_settings: Settings
+    client: CommandClient,
+    customer: Customer,
+    otc_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     orders = await complete_buys(client, customer, 12)
     assert stored_count(otc_settings) == 60  # the redelivered commands appended nothing
@@ -78,6 +82,11 @@ async def test_a_busy_history_verifies_and_an_edited_event_is_named(
         assert first["expected"] != first["found"]
     others = await otc_audit(otc_settings, "verify", str(tail.order_id))
     assert output(others)["ok"]  # its one event is after the last checkpoint: not involved
+
+    edit_state(otc_settings, tail.order_id, 1, '"50.00"', '"5000.00"')
+    with caplog.at_level(logging.ERROR, logger="services.audit.checkpoints"):
+        output(await otc_audit(otc_settings, "checkpoint"))
+    assert f"audit: order {tail.order_id} version 1" in caplog.text
 
 
 async def test_the_projector_checkpoints_the_log_as_it_grows(

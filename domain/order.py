@@ -12,7 +12,7 @@ outcomes are also idempotent by meaning: an outcome already recorded is accepted
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -22,6 +22,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.errors import DomainError, ErrorCode
+from domain.hash_chain import CHAIN_CLASS_VERSION, EVENT_HASH, PREVIOUS_HASH, event_digest
 from domain.money import (
     Currency,
     check_size,
@@ -168,6 +169,11 @@ class Order(Aggregate):
 
         Version 2 added `actor_name` (the operator's name); events stored before it read as
         having none.
+
+        Version 3 added the hash chain (domain/hash_chain.py): `previous_hash`, the hash of the
+        order's event before this one (None for its first event, and for its first event after
+        a history stored before version 3), and `event_hash`, this event's own hash, taken when
+        the event is made. Events stored before version 3 read as unchained: both None.
         """
 
         customer_id: UUID
@@ -176,12 +182,24 @@ class Order(Aggregate):
         actor_id: str
         actor_name: str | None
         command_id: UUID
+        previous_hash: str | None
+        event_hash: str | None = field(init=False)
 
-        class_version = 2
+        class_version = CHAIN_CLASS_VERSION
+
+        def __post_init__(self) -> None:
+            """Runs when a decision makes the event, not when the store reads one back."""
+            super().__post_init__()
+            object.__setattr__(self, EVENT_HASH, event_digest(self))
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["actor_name"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state[PREVIOUS_HASH] = None
+            state[EVENT_HASH] = None
 
         def apply(self, aggregate: Any) -> None:  # noqa: ANN401 - eventsourcing's signature
             order: Order = aggregate
@@ -311,6 +329,8 @@ class Order(Aggregate):
     first_approval: Actor | None
     unresolved: tuple[Leg, int] | None
     processed: dict[str, int]
+    last_event_hash: str | None
+    """The hash of the latest event (None if it is unchained): the next event's previous_hash."""
 
     def __init__(self) -> None:
         """State is set by the Quoted event (see `evolve`), not by the constructor."""
@@ -374,6 +394,7 @@ class Order(Aggregate):
             destination_amount=destination_amount,
             expires_at=terms.expires_at,
             provider_quote_id=terms.provider_quote_id,
+            previous_hash=None,
             **cause.stamp(),
         )
 
@@ -616,6 +637,7 @@ class Order(Aggregate):
             event_class,
             customer_id=self.customer_id,
             side=self.side.value,
+            previous_hash=self.last_event_hash,
             **fields,
             **cause.stamp(),
         )
@@ -691,6 +713,7 @@ class Order(Aggregate):
         if not (isinstance(event, Order.Expired) and event.observed):
             # An observed lapse is recorded by a command that was itself refused.
             self.processed[str(event.command_id)] = event.originator_version
+        self.last_event_hash = event.event_hash
 
 
 def status_after(event_name: str, side: Side) -> Status | None:

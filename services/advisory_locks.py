@@ -45,6 +45,10 @@ WEBHOOK_CLAIMS = 0x5745_4248_434C_4149  # "WEBHCLAI"
 """One claim of due webhook deliveries at a time: the per-order ordering rule and the in-flight
 bounds are checked and claimed in one statement, which two claims at once would both pass."""
 
+AUDIT_CHECKPOINTS = 0x4155_4449_5443_4B50  # "AUDITCKP"
+"""One audit checkpoint written at a time (the projector's, or `otc audit checkpoint`): each is
+chained to the one before it."""
+
 # ------------------------------------------------------------------ a lock per name
 # Transaction locks whose key PostgreSQL derives from text. They share the bigint space with
 # the fixed keys above: a collision is possible in principle, and would only make two

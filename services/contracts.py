@@ -19,6 +19,7 @@ from pydantic_core import to_jsonable_python
 
 from domain.commands import COMMAND_TYPES, ActorRef, Command
 from domain.errors import DomainError, ErrorCode
+from domain.hash_chain import EVENT_HASH, PREVIOUS_HASH
 from services.contract_examples import (
     EXAMPLE_COMMAND,
     EXAMPLE_COMMAND_ID,
@@ -189,7 +190,17 @@ class EventEnvelope(Contract):
 
 
 BASE_EVENT_FIELDS = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic", "customer_id", "side"},
+    {
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "originator_topic",
+        "customer_id",
+        "side",
+        # The hash chain is the event store's own evidence (`otc audit verify`), not published.
+        PREVIOUS_HASH,
+        EVENT_HASH,
+    },
 )
 # Stay inside the platform: provider quote ids, bank references, chain transaction hashes.
 SERVER_SIDE_FIELDS = frozenset({"providerQuoteId", "reference"})

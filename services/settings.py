@@ -208,6 +208,16 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="how often the sender looks for due deliveries"
     )
 
+    audit_checkpoint_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="how often the projector checkpoints the notification log's new events "
+        "(otc audit verify)",
+    )
+    audit_checkpoint_max_events: int = Field(
+        default=10_000, ge=1, description="the most events one audit checkpoint covers"
+    )
+
     @model_validator(mode="after")
     def _lookups_end_before_the_gateway_gives_up(self) -> Settings:
         if self.lookup_deadline_seconds >= self.gateway_reply_timeout_seconds:

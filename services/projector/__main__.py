@@ -6,6 +6,12 @@ transaction). When PostgreSQL goes away the runner fails; the projector then wai
 delay (capped, with jitter), takes its writer lock again and starts a new runner, which resumes
 from the tracked position: nothing is skipped and nothing applied twice. SIGTERM and SIGINT stop
 it cleanly (exit 0); any other error of the runner ends the process with exit code 1.
+
+Beside the runner, while it holds the writer lock, a thread writes the audit checkpoints over
+the notification log (services/audit/checkpoints.py) every `audit_checkpoint_seconds`. They are
+here because they need what the projector has and nothing more: PostgreSQL only (a Kafka outage
+does not hold them up), one active instance, the notification log read anyway; their failures
+are logged and retried, and never stop the read model.
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 
 import psycopg
 from eventsourcing.projection import ProjectionRunner
 
 from projections.order_list import OrderListProjection, OrderListView
+from services.audit.checkpoints import Checkpointer
+from services.audit.records import StoredLog
 from services.engine.event_store import Orders, harden_recorder, schema_lock
 from services.logs import configure_logging
 from services.projector import projector_env, take_writer_lock
@@ -75,7 +84,16 @@ def follow_once(settings: Settings, stopping: threading.Event, working: Callable
                     runner.view.max_tracking_id(runner.app_name) or 0,
                 )
                 working()
-                runner.run_forever()
+                session_over = threading.Event()
+                checkpoints = Checkpointer(
+                    settings, StoredLog(runner.app), lambda: datetime.now(UTC)
+                )
+                checkpointing = checkpoints.start(session_over)
+                try:
+                    runner.run_forever()
+                finally:
+                    session_over.set()
+                    checkpointing.join(timeout=10)
         finally:
             on_stop_signals(stopping.set)
             runner.view.close()

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, description="per HTTP call")
     upstream_max_attempts: int = Field(default=4, ge=1, description="tries of a retryable call")
     lookup_deadline_seconds: float = Field(
-        default=3.0,
+        default=6.0,
         gt=0,
         description="the engine's limit on one price or balance lookup, retries included; "
         "below the gateway's reply timeout, so a slow provider answers 503 QUOTE_UNAVAILABLE "

@@ -105,7 +105,7 @@ class Lookout:
         balances: WalletBalancePort,
         resources: ResourceDirectory,
         *,
-        deadline_seconds: float = 3.0,
+        deadline_seconds: float = 6.0,
     ) -> None:
         """`deadline_seconds` bounds each price or balance call, its retries included (the
         `lookup_deadline_seconds` setting, below the gateway's reply timeout)."""

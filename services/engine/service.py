@@ -135,7 +135,7 @@ class CommandProcessor:
         resources: ResourceDirectory,
         policy: Policy,
         clock: Callable[[], datetime],
-        lookup_deadline_seconds: float = 3.0,
+        lookup_deadline_seconds: float = 6.0,
     ) -> None:
         self.orders = orders
         self.lookout = Lookout(

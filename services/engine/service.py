@@ -38,6 +38,7 @@ from domain import commands as c
 from domain.errors import DomainError, ErrorCode
 from domain.idempotency import IdempotencyKey, key_id
 from domain.order import Order
+from services import kafka
 from services.adapters.ports import PricingPort, WalletBalancePort
 from services.batches import record_values, records_of
 from services.contracts import (
@@ -324,7 +325,7 @@ class EngineService:
             group_id=group_id,
             batch=True,
             max_records=max_records,
-            batch_timeout_ms=20,
+            batch_timeout_ms=kafka.BATCH_WAIT_MS,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,  # services/offsets.py commits
             parser=without_reply_to,

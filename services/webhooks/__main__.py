@@ -101,7 +101,7 @@ def build(  # noqa: PLR0913 - the process's ports
         group_id=settings.webhook_group,
         batch=True,
         max_records=500,
-        batch_timeout_ms=20,
+        batch_timeout_ms=kafka.BATCH_WAIT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=record_values,

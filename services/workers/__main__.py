@@ -92,7 +92,7 @@ def build(
         group_id=group_of(settings, worker.mover.party),
         batch=True,
         max_records=200,
-        batch_timeout_ms=20,
+        batch_timeout_ms=kafka.BATCH_WAIT_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=record_values,

@@ -30,6 +30,7 @@ from services.gateway.problems import (
 from services.gateway.routes.customer import customer
 from services.gateway.routes.ops import ops
 from services.gateway.routes.webhooks import router as webhook_endpoints
+from services.gateway.telemetry import RequestTelemetry, metrics_app
 from services.http_errors import ErrorGuard
 from services.resilience import Outages
 
@@ -62,6 +63,9 @@ def create_app(
         retry_after_seconds=retry_after_seconds,
         outages=outages,
     )
+    # Outermost: the request id and the figures cover every answer, problems included.
+    app.add_middleware(RequestTelemetry)
+    app.mount("/metrics", metrics_app)
     return app
 
 

@@ -22,6 +22,7 @@ from eventsourcing.projection import ProjectionRunner
 from projections.order_list import OrderListProjection, OrderListView
 from services.engine.event_store import Orders, harden_recorder, schema_lock
 from services.logs import configure_logging
+from services.metrics import serve_metrics
 from services.projector import projector_env, take_writer_lock
 from services.resilience import Backoff, Dependency, Outages, is_outage
 from services.settings import Settings
@@ -102,8 +103,9 @@ def follow(settings: Settings, stopping: threading.Event, outages: Outages) -> N
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging("projector")
     settings = Settings()
+    serve_metrics(settings)
     stopping = threading.Event()
     on_stop_signals(stopping.set)
     outages = Outages(process_name(settings, "projector"), log)

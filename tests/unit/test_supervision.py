@@ -275,4 +275,5 @@ def test_engines_and_workers_run_as_many_instances_as_the_settings_say() -> None
         "projector",
         "usdc-chain",
         "webhooks",
+        "monitor",
     ]

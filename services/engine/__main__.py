@@ -24,7 +24,7 @@ from services.engine.event_store import open_orders
 from services.engine.handlers import Policy
 from services.engine.service import CommandProcessor, EngineService, Send
 from services.logs import configure_logging
-from services.metrics import serve_metrics, stage_took
+from services.metrics import ENGINE, serve_metrics, stage_took
 from services.producers import RenewingProducer
 from services.resilience import Backoff, Dependency, Outages
 from services.resources.store import PostgresResourceDirectory
@@ -100,7 +100,7 @@ def build(
 
 async def run(settings: Settings) -> None:
     outages = Outages(process_name(settings, "engine"), log)
-    serve_metrics(settings)
+    serve_metrics(settings, ENGINE)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)

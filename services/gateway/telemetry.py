@@ -17,8 +17,10 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.logs import bound
@@ -34,7 +36,10 @@ UNMATCHED = "unmatched"
 QUIET_ROUTES = frozenset({"/health", "/metrics"})
 """Probed often: logged at DEBUG only."""
 
-metrics_app = make_asgi_app()
+
+async def metrics_page(_: Request) -> Response:
+    """This process's registry in Prometheus's text format."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def request_id_of(scope: Scope) -> str:

@@ -43,6 +43,7 @@ from services.local.supervision import (
     supervisor_pid,
 )
 from services.local.webhook_settings import local_webhook_env
+from services.metrics import SUPERVISOR, expose
 from services.settings import Settings
 
 
@@ -166,6 +167,7 @@ async def supervise(settings: Settings, places: Places, *, mode: str, demo: bool
         metrics_base_port=settings.metrics_base_port,
         metrics_host=settings.metrics_host,
     )
+    expose(SUPERVISOR)
     try:
         start_http_server(settings.metrics_base_port, addr=settings.metrics_host)
     except OSError as error:

@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from services.engine.event_store import open_orders
 from services.gateway.readiness import KafkaLags, StoreLags
 from services.logs import configure_logging
-from services.metrics import serve_metrics
+from services.metrics import MONITOR, serve_metrics
 from services.monitor.watch import Watch
 from services.resilience import Dependency, Outages
 from services.settings import Settings
@@ -30,7 +30,7 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     outages = Outages(process_name(settings, "monitor"), log)
-    serve_metrics(settings)
+    serve_metrics(settings, MONITOR)
     async with AsyncExitStack() as stack:
         orders = await asyncio.to_thread(open_orders, settings)
         stack.callback(orders.close)

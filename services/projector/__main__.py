@@ -22,7 +22,7 @@ from eventsourcing.projection import ProjectionRunner
 from projections.order_list import OrderListProjection, OrderListView
 from services.engine.event_store import Orders, harden_recorder, schema_lock
 from services.logs import configure_logging
-from services.metrics import serve_metrics
+from services.metrics import PROJECTOR, serve_metrics
 from services.projector import projector_env, take_writer_lock
 from services.resilience import Backoff, Dependency, Outages, is_outage
 from services.settings import Settings
@@ -105,7 +105,7 @@ def follow(settings: Settings, stopping: threading.Event, outages: Outages) -> N
 def main() -> None:
     configure_logging("projector")
     settings = Settings()
-    serve_metrics(settings)
+    serve_metrics(settings, PROJECTOR)
     stopping = threading.Event()
     on_stop_signals(stopping.set)
     outages = Outages(process_name(settings, "projector"), log)

@@ -18,7 +18,7 @@ import psycopg
 from services import advisory_locks, kafka
 from services.engine.event_store import Orders, open_orders
 from services.logs import configure_logging
-from services.metrics import serve_metrics
+from services.metrics import RELAY, serve_metrics
 from services.producers import started, stop_quietly
 from services.relay.relay import (
     RELAY_NAME,
@@ -58,7 +58,7 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
 
 
 async def run(settings: Settings) -> None:
-    serve_metrics(settings)
+    serve_metrics(settings, RELAY)
     await run_sessions(
         settings, "relay", log, lambda stop, working: session(settings, stop, working)
     )

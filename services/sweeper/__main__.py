@@ -60,7 +60,7 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
 
 
 async def run(settings: Settings) -> None:
-    metrics.serve_metrics(settings)
+    metrics.serve_metrics(settings, metrics.SWEEPER)
     await run_sessions(
         settings, "sweeper", log, lambda stop, working: session(settings, stop, working)
     )

@@ -126,7 +126,7 @@ def build(  # noqa: PLR0913 - the process's ports
 async def run(settings: Settings) -> None:
     box = secret_box(settings)
     outages = Outages(process_name(settings, NAME), log)
-    metrics.serve_metrics(settings)
+    metrics.serve_metrics(settings, metrics.WEBHOOKS)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)

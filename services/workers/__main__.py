@@ -118,7 +118,7 @@ def build(
 
 async def run(settings: Settings, party: Party) -> None:
     outages = Outages(process_name(settings, party.value), log)
-    metrics.serve_metrics(settings)
+    metrics.serve_metrics(settings, metrics.WORKER)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)

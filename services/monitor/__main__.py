@@ -37,7 +37,7 @@ async def run(settings: Settings) -> None:
         store = await stack.enter_async_context(StoreLags(settings))
         kafka = KafkaLags(settings)
         stack.push_async_callback(kafka.close)
-        watch = Watch(settings, orders, store, kafka)
+        watch = Watch(settings, orders, store, kafka, outages)
 
         def ready() -> None:
             log.info(

@@ -26,7 +26,7 @@ from services.dead_letters import summarise
 from services.engine.event_store import Orders
 from services.gateway.readiness import KafkaLags, StoreLags
 from services.kafka_acls import REPLAY_GROUP
-from services.resilience import sleep_unless
+from services.resilience import Outages, is_outage, sleep_unless
 from services.settings import Settings
 
 log = logging.getLogger("otc.monitor")
@@ -46,8 +46,14 @@ def oldest_unhandled_age(orders: Orders, lag: int, now: datetime) -> float:
 
 class Watch:
     def __init__(
-        self, settings: Settings, orders: Orders, store: StoreLags, kafka: KafkaLags
+        self,
+        settings: Settings,
+        orders: Orders,
+        store: StoreLags,
+        kafka: KafkaLags,
+        outages: Outages,
     ) -> None:
+        self.outages = outages
         self.settings = settings
         self.orders = orders
         self.store = store
@@ -109,18 +115,23 @@ class Watch:
         next_check = 0.0
         ready()
         while not stop.is_set():
-            await run_each(samples)
+            await run_each(samples, self.outages)
             if time.monotonic() >= next_check:
-                await run_each(checks)
+                await run_each(checks, self.outages)
                 next_check = time.monotonic() + self.settings.monitor_check_interval_seconds
             if await sleep_unless(stop, self.settings.monitor_interval_seconds):
                 return
 
 
-async def run_each(samples: Mapping[str, Callable[[], Awaitable[None]]]) -> None:
+async def run_each(samples: Mapping[str, Callable[[], Awaitable[None]]], outages: Outages) -> None:
+    """Each sample in turn; one that fails is counted and skipped (an outage is logged once,
+    when it starts, by `outages`; anything else each time)."""
     for name, sample in samples.items():
         try:
             await sample()
         except Exception as error:  # noqa: BLE001 - a sample that cannot be taken is skipped
             metrics.CHECK_ERRORS.labels(name).inc()
-            log.warning("monitor: %s not sampled: %s", name, summarise(error))
+            if is_outage(error):
+                outages.failed(error)
+            else:
+                log.warning("monitor: %s not sampled: %s", name, summarise(error))

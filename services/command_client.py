@@ -21,7 +21,8 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from domain.commands import Command
 from services import kafka
-from services.contracts import CORRELATION_ID, REPLY_TO, CommandEnvelope, ReplyEnvelope
+from services.contracts import CORRELATION_ID, REPLY_TO, TRACE_ID, CommandEnvelope, ReplyEnvelope
+from services.logs import current
 from services.producers import RenewingProducer
 from services.settings import Settings
 from services.timings import ENGINE_TIMING, now_ms, parse_timing
@@ -140,6 +141,7 @@ class CommandClient:
         headers = [(CORRELATION_ID, (correlation_id or str(command.command_id)).encode())]
         if reply_to is not None:
             headers.append((REPLY_TO, reply_to.encode()))
+        headers.extend(trace_header())
         await self._producer.send_and_wait(
             self.settings.commands_topic,
             CommandEnvelope.of(command).to_bytes(),
@@ -209,6 +211,7 @@ class CommandClient:
                         headers=[
                             (CORRELATION_ID, correlation_id.encode()),
                             (REPLY_TO, self.instance_id.encode()),
+                            *trace_header(),
                         ],
                     ),
                 )
@@ -252,3 +255,10 @@ class CommandClient:
             future.set_exception(error)
         else:
             future.set_result(Answered(reply, headers.get(ENGINE_TIMING), now_ms()))
+
+
+def trace_header() -> list[tuple[str, bytes]]:
+    """The `trace_id` header of a command sent now: the trace the sender's logs follow (the
+    gateway's request id), if one is bound (services/logs.py)."""
+    trace = current("trace_id")
+    return [] if trace is None else [(TRACE_ID, trace.encode())]

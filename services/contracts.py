@@ -33,8 +33,15 @@ from services.contract_examples import (
 )
 
 CORRELATION_ID = "correlation_id"
+"""Matches a reply to the request a client waits on: a fresh id per send (command_client.py)."""
 REPLY_TO = "reply_to"
 ERROR_HEADER = "error"
+TRACE_ID = "trace_id"
+"""What the logs follow a chain of messages by (`otc logs`, services/logs.py): on a command the
+gateway sends, its request id (`X-Request-Id`); on the engine's reply, the command's; on a
+worker's outcome command, the `command_id` header of the event that asked for the movement."""
+CAUSED_BY = "command_id"
+"""On an order event: the id of the command that caused it (the relay reads it off the event)."""
 
 EVENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:otc:order-events")
 
@@ -53,7 +60,8 @@ class Contract(BaseModel):
 
 class CommandEnvelope(Contract):
     """A command on `otc.commands`, keyed by order id. Headers: `correlation_id`, and `reply_to`
-    (the gateway instance waiting for the reply) when someone waits for it."""
+    (the gateway instance waiting for the reply) when someone waits for it; `trace_id` when the
+    sender knows what it follows from (a request id, or the command behind a worker's event)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_COMMAND]})
 
@@ -138,7 +146,7 @@ class ErrorBody(Contract):
 
 class ReplyEnvelope(Contract):
     """The engine's answer to one command, on `otc.replies` for the instance in `reply_to`.
-    Keyed by order id; headers `reply_to` and `correlation_id` repeat the command's."""
+    Keyed by order id; headers `reply_to`, `correlation_id` and `trace_id` repeat the command's."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_REPLY, EXAMPLE_REFUSAL]})
 
@@ -161,7 +169,8 @@ class ReplyEnvelope(Contract):
 
 class EventEnvelope(Contract):
     """A stored order event on `otc.order-events`, keyed by order id; per order in version
-    order. At least once: consumers dedupe by `eventId`."""
+    order. At least once: consumers dedupe by `eventId`. Header `command_id`: the command that
+    caused the event."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_EVENT]})
 

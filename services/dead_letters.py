@@ -27,6 +27,13 @@ class KafkaRecord:
     topic: str
     partition: int
     offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value.decode(errors="replace")
+        return None
 
     @classmethod
     def of(cls, raw: Any) -> KafkaRecord:  # noqa: ANN401 - aiokafka records are untyped
@@ -36,6 +43,7 @@ class KafkaRecord:
             topic=raw.topic,
             partition=raw.partition,
             offset=raw.offset,
+            headers=tuple((k, bytes(v)) for k, v in raw.headers or () if v is not None),
         )
 
 

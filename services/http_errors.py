@@ -1,7 +1,8 @@
 """The last word on errors of an HTTP app (the gateway, the sandboxes): no plain-text 500, ever.
 
 `ErrorGuard` is an ASGI middleware. It gives every request a correlation id (the caller's
-`X-Correlation-Id` when it is a sane token, a new one otherwise), returns it on every response,
+`X-Correlation-Id` when it is a sane token, else the request id of the logs when one is bound,
+a new one otherwise), returns it on every response,
 and answers an exception that nothing else handled:
 
 - an outage of PostgreSQL or Kafka (`services.resilience.dependency_of`): 503 with
@@ -26,6 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.logs import current
 from services.resilience import Dependency, Outages, dependency_of
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ class ErrorGuard:
             await self.app(scope, receive, send)
             return
         incoming = Request(scope).headers.get(CORRELATION_HEADER, "")
-        cid = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        cid = incoming if _SANE_ID.match(incoming) else current("request_id") or uuid.uuid4().hex
         scope.setdefault("state", {})["correlation_id"] = cid
         started = False
 

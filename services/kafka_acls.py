@@ -29,6 +29,8 @@ class Principal(StrEnum):
     EUR_TREASURY = "eur-treasury"
     USDC_CHAIN = "usdc-chain"
     WEBHOOKS = "webhooks"
+    MONITOR = "monitor"
+    """Samples lags and dead letters for the metrics: offsets only, never a record."""
     OPERATOR = "operator"
     """People at the `otc` command line: commands, audit republish, dead-letter list and replay."""
 
@@ -86,6 +88,18 @@ def access(settings: Settings) -> dict[Principal, Access]:
         Principal.USDC_CHAIN: worker(s.chain_worker_group),
         Principal.WEBHOOKS: Access(
             reads=(s.events_topic,), groups=(s.webhook_group,), writes=(s.events_dlq_topic,)
+        ),
+        # Lags and the dead letters not replayed yet, for the metrics (services/monitor/).
+        Principal.MONITOR: Access(
+            watches=(s.commands_topic, s.events_topic, s.dlq_topic, s.events_dlq_topic),
+            watches_groups=(
+                s.engine_group,
+                s.eur_worker_group,
+                s.chain_worker_group,
+                s.webhook_group,
+                f"{REPLAY_GROUP}.{s.dlq_topic}",
+                f"{REPLAY_GROUP}.{s.events_dlq_topic}",
+            ),
         ),
         # Audit republish and the replay of dead letters write where the relay and the
         # producers of commands do; `otc command` waits for its reply.

@@ -151,6 +151,23 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="a dependency that does not answer a probe in this is down"
     )
 
+    metrics_host: str = Field(default="127.0.0.1", description="where metrics ports listen")
+    metrics_port: int | None = Field(
+        default=None,
+        description="this process's Prometheus metrics port (the supervisor gives each child "
+        "one); none: no metrics server (the gateway serves /metrics on its own port)",
+    )
+    metrics_base_port: int = Field(
+        default=9400,
+        description="the supervisor's own metrics port; its children get the next free ones",
+    )
+    monitor_interval_seconds: float = Field(
+        default=15.0, gt=0, description="how often the monitor samples lags and dead letters"
+    )
+    monitor_check_interval_seconds: float = Field(
+        default=60.0, gt=0, description="how often the monitor reconciles the money"
+    )
+
     ready_max_relay_lag: int = Field(
         default=1000, ge=0, description="/ready is 503 when the relay is more events behind"
     )

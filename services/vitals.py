@@ -25,6 +25,7 @@ import psycopg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services import kafka
+from services.metrics import dependency_probed
 from services.pg import recheck_pools
 from services.resilience import Backoff, Dependency, Outages, ride_out, sleep_unless
 from services.settings import Settings
@@ -170,8 +171,10 @@ class Vitals:
                         await probe()
                 except Exception as error:  # noqa: BLE001 - any failure of a probe means "down"
                     self.outages.failed(error, dependency)
+                    dependency_probed(dependency.value, up=False)
                 else:
                     self.outages.ok(dependency)
+                    dependency_probed(dependency.value, up=True)
             if self.outages.recoveries[Dependency.POSTGRES] != rechecked:
                 rechecked = self.outages.recoveries[Dependency.POSTGRES]
                 await recheck_pools()
@@ -189,8 +192,10 @@ class Vitals:
                         probe()
                     except Exception as error:  # noqa: BLE001 - any failure means "down"
                         self.outages.failed(error, dependency)
+                        dependency_probed(dependency.value, up=False)
                     else:
                         self.outages.ok(dependency)
+                        dependency_probed(dependency.value, up=True)
                 self.beat()
                 if stop.wait(self.settings.heartbeat_interval_seconds):
                     return

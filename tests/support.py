@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -326,3 +326,16 @@ async def make_customer(settings: Settings, name: str = "Ada") -> Customer:
             usdc_address=unique_wallet_address(),
         )
     return Customer(customer.id, account.account.id, wallet.id)
+
+
+def secrets_in(paths: Iterable[Path], secrets: Mapping[str, str]) -> list[str]:
+    """`<name> in <file>` for each secret (a value of `secrets`, by its name) that a file holds;
+    values shorter than 8 characters are not secrets worth the name and are refused."""
+    short = [name for name, value in secrets.items() if len(value) < 8]
+    if short:
+        raise ValueError(f"not secrets: {short}")
+    found: list[str] = []
+    for path in paths:
+        text = path.read_text(errors="replace")
+        found.extend(f"{name} in {path.name}" for name, value in secrets.items() if value in text)
+    return found

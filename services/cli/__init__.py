@@ -16,6 +16,7 @@ from services.cli.command import command_app
 from services.cli.demo import demo_app
 from services.cli.dlq import dlq_app
 from services.cli.keys import keys_app
+from services.cli.logs import logs_command
 from services.cli.projections import projections_app
 from services.cli.resources import resources_app
 from services.cli.webhooks import webhooks_app
@@ -32,6 +33,7 @@ app.add_typer(projections_app, name="projections")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhooks_app, name="webhooks")
+app.command("logs")(logs_command)
 
 
 @app.command("settings")

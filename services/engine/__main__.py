@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from services.engine.event_store import open_orders
 from services.engine.handlers import Policy
 from services.engine.service import CommandProcessor, EngineService, Send
 from services.logs import configure_logging
+from services.metrics import ENGINE, serve_metrics, stage_took
 from services.producers import RenewingProducer
 from services.resilience import Backoff, Dependency, Outages
 from services.resources.store import PostgresResourceDirectory
@@ -98,6 +100,7 @@ def build(
 
 async def run(settings: Settings) -> None:
     outages = Outages(process_name(settings, "engine"), log)
+    serve_metrics(settings, ENGINE)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
@@ -127,7 +130,13 @@ async def run(settings: Settings) -> None:
             topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
         ) -> Awaitable[Any]:
             encoded = [(name, text.encode()) for name, text in headers.items()]
-            return await producer.send(topic, value, key=key, headers=encoded)
+            sent = time.perf_counter()
+            delivery = await producer.send(topic, value, key=key, headers=encoded)
+            if topic == settings.replies_topic and isinstance(delivery, asyncio.Future):
+                delivery.add_done_callback(
+                    lambda _: stage_took("reply", time.perf_counter() - sent)
+                )
+            return delivery
 
         service = build(settings, broker, processor, send, outages)
         app = FastStream(broker, logger=log)
@@ -139,7 +148,7 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging("engine")
     asyncio.run(run(Settings()))
 
 

@@ -51,6 +51,7 @@ from services.contracts import (
     Unparseable,
 )
 from services.dead_letters import KafkaRecord, dead_letter_headers, summarise
+from services.engine import telemetry
 from services.engine.event_store import Orders
 from services.engine.handlers import COMMANDS, Batch, Policy, Result, Workspace, decide
 from services.engine.lookups import Inputs, Lookout
@@ -212,6 +213,7 @@ class CommandProcessor:
             log.warning("batch of %d conflicted; redoing it one command at a time", len(commands))
         else:
             saved = replace(stages, save=(time.perf_counter() - started) * 1000)
+            telemetry.batch_saved(saved)
             return [
                 (index, (reply, saved)) for (index, _), reply in zip(commands, replies, strict=True)
             ]
@@ -341,6 +343,7 @@ class EngineService:
             records = records_of(msg)
             batch = list(zip(records, commands, strict=True))
             await consume_batch(self._pipelined(batch, msg.consumer), outages, backoff)
+            telemetry.consumed(group_id, msg.consumer, records)
 
     async def handle(self, batch: Sequence[Received]) -> None:
         """One batch, its replies delivered."""
@@ -375,9 +378,10 @@ class EngineService:
         async def ready(part: list[tuple[int, Answer]]) -> None:
             for index, (reply, stages) in part:
                 item = incoming[index]
+                queued = started - item.record.timestamp
+                telemetry.answered(item.command, reply, item.record, queued)
                 if item.reply_to is None:
                     continue
-                queued = started - item.record.timestamp
                 timing = engine_timing(stages, queued=queued, sent=now_ms())
                 deliveries.append(
                     await self._send_reply(
@@ -472,6 +476,7 @@ class EngineService:
         timing: str | None = None,
     ) -> Awaitable[Any]:
         headers = {REPLY_TO: reply_to, CORRELATION_ID: correlation_id or str(reply.command_id)}
+        headers.update(telemetry.trace_headers(record))
         if timing is not None:
             headers[ENGINE_TIMING] = timing
         return await self.send(self.replies_topic, reply.to_bytes(), record.key, headers)

@@ -105,7 +105,7 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging("gateway")
     settings = Settings()
     outages = Outages(process_name(settings, "gateway"), log)
     app = create_app(
@@ -113,7 +113,16 @@ def main() -> None:
         retry_after_seconds=settings.retry_after_seconds,
         outages=outages,
     )
-    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_level="info")
+    # Its own loggers through ours (JSON lines), without its access lines: RequestTelemetry
+    # logs each request with its route and ids.
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ from services.gateway.problems import (
 from services.gateway.routes.customer import customer
 from services.gateway.routes.ops import ops
 from services.gateway.routes.webhooks import router as webhook_endpoints
+from services.gateway.telemetry import RequestTelemetry, metrics_page
 from services.http_errors import ErrorGuard
+from services.metrics import GATEWAY, expose
 from services.resilience import Outages
 
 
@@ -69,6 +71,10 @@ def create_app(
         outages=outages,
         retry_after_statuses=RETRYABLE,
     )
+    # Outermost: the request id and the figures cover every answer, problems included.
+    app.add_middleware(RequestTelemetry)
+    expose(GATEWAY)
+    app.add_route("/metrics", metrics_page, include_in_schema=False)
     return app
 
 

@@ -35,6 +35,7 @@ from services.gateway.ports import Gateway, GatewayDep
 from services.gateway.positions import position_reader
 from services.gateway.problems import ApiError, problem_response, responses
 from services.gateway.queries import owner_of
+from services.logs import bind
 from services.timings import server_timing
 
 IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
@@ -78,6 +79,7 @@ def envelope_fields(
 
 async def run_command(gw: Gateway, command: c.Command, success: int) -> Response:
     """Send, wait for the reply, answer it; wait for the read model before answering a write."""
+    bind(order_id=command.order_id, command_id=command.command_id)  # the request's log lines
     flight = (command.customer_id, command.idempotency_key) if command.idempotency_key else None
     if flight is not None:
         if flight in gw.in_flight:

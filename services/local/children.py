@@ -56,13 +56,13 @@ def sandboxes(settings: Settings) -> list[Child]:
 def instances(kind: str, count: int, **fields: Any) -> list[Child]:  # noqa: ANN401 - Child's
     """`count` children of one kind: `engine` alone, or `engine-1`, `engine-2`, ..."""
     names = [kind] if count == 1 else [f"{kind}-{n}" for n in range(1, count + 1)]
-    return [Child(name, kind=kind, heartbeat=True, **fields) for name in names]
+    return [Child(name, kind=kind, heartbeat=True, metrics=True, **fields) for name in names]
 
 
 def core(settings: Settings) -> list[Child]:
     """The engine and workers (as many of each as the settings ask: they share their consumer
     group's partitions), and one relay, sweeper and projector (each holds a lock: a second
-    would only wait)."""
+    would only wait), webhook dispatcher and monitor."""
     events, commands = settings.events_topic, settings.commands_topic
     table: list[tuple[str, int, list[str], Principal | None, str]] = [
         # kind, instances, arguments after -m, Kafka principal, what it connects
@@ -97,6 +97,7 @@ def core(settings: Settings) -> list[Child]:
             Principal.WEBHOOKS,
             f"{events} -> webhook endpoints",
         ),
+        ("monitor", 1, ["services.monitor"], Principal.MONITOR, "lags, dead letters, money"),
     ]
     return [
         child
@@ -120,6 +121,7 @@ READY_WORDS = {
     "projector": "following",
     "usdc-chain": "consuming",
     "webhooks": "consuming",
+    "monitor": "sampling",
 }
 """The word of each process's log line that says it is ready (`<kind>: <word>`)."""
 
@@ -132,4 +134,5 @@ def gateway(settings: Settings) -> Child:
         address=url,
         health_url=f"{url}/health",
         environ=AsPrincipal(Principal.GATEWAY),
+        metrics_address=f"{settings.gateway_host}:{settings.gateway_port}",
     )

@@ -10,6 +10,11 @@ hung: it is killed, and then restarted like any other exit.
 What runs is written to a state file after every change (`.run/supervisor.json`): each child's
 pid, state, start time, restarts and last exit. `deploy/local/status` reads it; the supervisor's
 own pid is in `.run/supervisor.pid`, which `deploy/local/down` signals.
+
+Metrics: given a base port, the supervisor serves its own (restarts, which child is up) there
+and gives each child that serves metrics the next free port (`OTC_METRICS_PORT`), kept across
+its restarts; where every process's metrics are is written to `.run/prometheus/targets.json`
+after every change, for Prometheus's file discovery (deploy/prometheus/prometheus.yml).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from services.local.scrape_targets import Target, free_port_after, write_targets
+from services.metrics import SUPERVISOR_RESTARTS, SUPERVISOR_UP
 from services.vitals import read_heartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +71,10 @@ class Places:
     @property
     def supervisor_log(self) -> Path:
         return self.logs / "supervisor.log"
+
+    @property
+    def metrics_targets(self) -> Path:
+        return self.root / "prometheus" / "targets.json"
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,11 @@ class Child:
     heartbeat: bool = False
     environ: Callable[[dict[str, str]], dict[str, str]] | None = None
     """Its environment, made from the supervisor's (supervisor.py: its own Kafka credentials)."""
+    metrics: bool = False
+    """Serves metrics on a port the supervisor gives it (`OTC_METRICS_PORT`)."""
+    metrics_address: str | None = None
+    """`host:port` of its metrics, if it serves them on a port of its own (the gateway)."""
+    metrics_port: int | None = None
     process: Running | None = None
     restarts: int = 0
     failures: int = 0
@@ -202,6 +218,9 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     phase: str = "starting"
     started_wall: float = field(default_factory=time.time)
+    metrics_base_port: int | None = None
+    """The supervisor's own metrics port; its children's are the next free ones."""
+    metrics_host: str = "127.0.0.1"
 
     def heartbeat_path(self, child: Child) -> Path:
         return self.places.heartbeats / f"{child.name}.json"
@@ -218,6 +237,9 @@ class Supervisor:
         if child.heartbeat:
             self.heartbeat_path(child).unlink(missing_ok=True)
             env["OTC_HEARTBEAT_FILE"] = str(self.heartbeat_path(child))
+        if child.metrics and self.metrics_base_port is not None:
+            child.metrics_port = child.metrics_port or self._free_metrics_port()
+            env["OTC_METRICS_PORT"] = str(child.metrics_port)
         child.process = self.spawn(child.argv, env, self.log_path(child))
         child.started_at = self.clock()
         child.started_wall = self.wall_clock()
@@ -246,6 +268,7 @@ class Supervisor:
                     child.process.send_signal(signal.SIGKILL)
             if child.next_start is not None and now >= child.next_start:
                 child.restarts += 1
+                SUPERVISOR_RESTARTS.labels(child.name).inc()
                 self.start_child(child)
                 self.say(f"{child.name}: restarted (restart {child.restarts}), pid {child.pid}")
 
@@ -317,6 +340,29 @@ class Supervisor:
         scratch = self.places.state.with_name(f".{self.places.state.name}.tmp")
         scratch.write_text(json.dumps(state, indent=1))
         scratch.replace(self.places.state)
+        for child in self.children:
+            SUPERVISOR_UP.labels(child.name).set(1 if child.alive() else 0)
+        self._write_targets()
+
+    def _free_metrics_port(self) -> int:
+        assert self.metrics_base_port is not None  # noqa: S101 - only asked when set
+        taken = {child.metrics_port for child in self.children if child.metrics_port}
+        return free_port_after(self.metrics_base_port, taken, self.metrics_host)
+
+    def _write_targets(self) -> None:
+        if self.metrics_base_port is None:
+            return
+        found = [
+            Target("supervisor", "supervisor", f"{self.metrics_host}:{self.metrics_base_port}")
+        ]
+        for child in self.children:
+            if child.metrics_port is not None:
+                found.append(
+                    Target(child.name, child.kind, f"{self.metrics_host}:{child.metrics_port}")
+                )
+            elif child.metrics_address is not None:
+                found.append(Target(child.name, child.kind, child.metrics_address))
+        write_targets(self.places.metrics_targets, found)
 
     def _child_state(self, child: Child) -> dict[str, Any]:
         return {

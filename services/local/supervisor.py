@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client import start_http_server
 
 from services.engine.event_store import open_orders
 from services.local.children import core, gateway, sandboxes
-from services.local.demo import DemoData, demo_once
+from services.local.demo import demo_once, saved_demo
+from services.local.demo_hints import print_demo, print_keys
 from services.local.money import provider_token, set_up_money
 from services.local.supervision import (
     ROOT,
@@ -41,6 +43,7 @@ from services.local.supervision import (
     supervisor_pid,
 )
 from services.local.webhook_settings import local_webhook_env
+from services.metrics import SUPERVISOR, expose
 from services.settings import Settings
 
 
@@ -131,7 +134,9 @@ async def run(settings: Settings, supervisor: Supervisor, *, demo: bool) -> None
     await start_group(supervisor, [gateway(settings)])
     print_table(supervisor)
     if demo:
-        print_demo(settings, await demo_once(settings))
+        # A detached supervisor's output is a log file: the keys stay out of it (detach prints
+        # them to the terminal from .run/demo.json).
+        print_demo(settings, await demo_once(settings), say, keys=supervisor.mode == "foreground")
     supervisor.phase = "running"
     supervisor.write_state()
     say(f"\n{STOP_HINT[supervisor.mode]}")
@@ -159,7 +164,17 @@ async def supervise(settings: Settings, places: Places, *, mode: str, demo: bool
         liveness_timeout=settings.liveness_timeout_seconds,
         mode=mode,
         say=say,
+        metrics_base_port=settings.metrics_base_port,
+        metrics_host=settings.metrics_host,
     )
+    expose(SUPERVISOR)
+    try:
+        start_http_server(settings.metrics_base_port, addr=settings.metrics_host)
+    except OSError as error:
+        raise SystemExit(
+            f"supervisor: metrics port {settings.metrics_base_port} is taken ({error}); "
+            "set OTC_METRICS_BASE_PORT"
+        ) from None
     places.root.mkdir(parents=True, exist_ok=True)
     places.supervisor_pid.write_text(str(os.getpid()))
     main_task = asyncio.current_task()
@@ -215,6 +230,9 @@ def detach(args: list[str], places: Places, timeout: float = 300.0) -> int:
         if text:
             print(text, end="", flush=True)  # noqa: T201 - the daemon's words, relayed
         if READY_LINE in text:
+            demo = saved_demo() if "--no-demo" not in args else None
+            if demo is not None:
+                print_keys(demo, say)
             say(f"supervisor: pid {daemon.pid}, detached (log {log_path})")
             return 0
         if daemon.poll() is not None:
@@ -224,32 +242,6 @@ def detach(args: list[str], places: Places, timeout: float = 300.0) -> int:
             say(f"supervisor: not up after {timeout:.0f}s; it keeps trying (log {log_path})")
             return 1
         time.sleep(0.2)
-
-
-def print_demo(settings: Settings, data: DemoData) -> None:
-    base = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    first = data.customers[0]
-    say(f"\nAPI: {base}  (OpenAPI: {base}/openapi.json, docs: {base}/docs)")
-    say("demo keys (also in .run/demo.json):")
-    for customer in data.customers:
-        say(f"  {customer.name:<16} read+write {customer.write_key}")
-        say(f"  {'':<16} read-only  {customer.read_key}")
-    say(f"  {'operator':<16} operate    {data.operator_key}")
-    key = f"-H 'x-api-key: {first.write_key}'"
-    say("\ntry:")
-    say(f"  curl -s {key} {base}/otc-exchanges/accounts")
-    say(f"  curl -s {key} {base}/otc-exchanges/wallets")
-    quote = (
-        f'{{"side":"buy","sourceAccountId":"{first.active_account}",'
-        f'"destinationWalletId":"{first.ethereum_wallet}","sourceAmount":"1000.00"}}'
-    )
-    json_body = "-H 'content-type: application/json'"
-    say(f"  curl -s {key} {json_body} -d '{quote}' {base}/otc-exchanges/quote")
-    confirm = '{"quoteId":"QUOTE_ID","side":"buy"}'
-    new_key = "-H \"Idempotency-Key: $(python3 -c 'import uuid; print(uuid.uuid4())')\""
-    say(f"  curl -s {key} {json_body} {new_key} -d '{confirm}' {base}/otc-exchanges")
-    operator = f"-H 'x-api-key: {data.operator_key}'"
-    say(f"  curl -s -X POST {operator} {base}/ops/otc-exchanges/QUOTE_ID/approve")
 
 
 def main() -> None:

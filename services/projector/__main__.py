@@ -31,6 +31,7 @@ from services.audit.checkpoints import Checkpointer
 from services.audit.records import StoredLog
 from services.engine.event_store import Orders, harden_recorder, schema_lock
 from services.logs import configure_logging
+from services.metrics import PROJECTOR, serve_metrics
 from services.projector import projector_env, take_writer_lock
 from services.resilience import Backoff, Dependency, Outages, is_outage
 from services.settings import Settings
@@ -120,8 +121,9 @@ def follow(settings: Settings, stopping: threading.Event, outages: Outages) -> N
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging("projector")
     settings = Settings()
+    serve_metrics(settings, PROJECTOR)
     stopping = threading.Event()
     on_stop_signals(stopping.set)
     outages = Outages(process_name(settings, "projector"), log)

@@ -18,6 +18,7 @@ import psycopg
 from services import advisory_locks, kafka
 from services.engine.event_store import Orders, open_orders
 from services.logs import configure_logging
+from services.metrics import RELAY, serve_metrics
 from services.producers import started, stop_quietly
 from services.relay.relay import (
     RELAY_NAME,
@@ -44,8 +45,12 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
         producer = await started(kafka.producer(settings, client_id="otc-relay"))
         stack.push_async_callback(stop_quietly, producer, 10.0)
 
-        async def send(key: bytes, value: bytes) -> Awaitable[Any]:
-            future: Awaitable[Any] = await producer.send(settings.events_topic, value, key=key)
+        async def send(
+            key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+        ) -> Awaitable[Any]:
+            future: Awaitable[Any] = await producer.send(
+                settings.events_topic, value, key=key, headers=headers
+            )
             return future
 
         log.info("relay: publishing to %s", settings.events_topic)
@@ -53,13 +58,14 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
 
 
 async def run(settings: Settings) -> None:
+    serve_metrics(settings, RELAY)
     await run_sessions(
         settings, "relay", log, lambda stop, working: session(settings, stop, working)
     )
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging("relay")
     asyncio.run(run(Settings()))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,8 +19,10 @@ import psycopg
 from eventsourcing.persistence import Notification
 
 from domain.order import Order
-from services.contracts import EventEnvelope, event_data, event_id, event_type
+from services import metrics
+from services.contracts import CAUSED_BY, EventEnvelope, event_data, event_id, event_type
 from services.engine.event_store import Orders
+from services.logs import bound
 from services.resilience import sleep_unless
 from services.tailing import POSITIONS_DDL, NotificationTail, create_tables
 
@@ -27,7 +30,8 @@ log = logging.getLogger(__name__)
 
 RELAY_NAME = "relay"
 
-Send = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
+Send = Callable[[bytes, bytes, list[tuple[str, bytes]]], Awaitable[Awaitable[Any]]]
+"""`send(key, value, headers)` enqueues an event and returns its delivery."""
 
 
 def envelope_of(orders: Orders, notification: Notification) -> EventEnvelope | None:
@@ -108,12 +112,29 @@ async def relay_forever(
             batch = await tail.next_batch()
             if not batch:
                 continue
-            deliveries = []
-            for notification in batch:
-                envelope = envelope_of(orders, notification)
-                if envelope is not None:
-                    deliveries.append(
-                        await send(str(envelope.order_id).encode(), envelope.to_bytes())
-                    )
+            started = time.perf_counter()
+            envelopes = [envelope_of(orders, notification) for notification in batch]
+            published = [envelope for envelope in envelopes if envelope is not None]
+            deliveries = [await send(*message_of(envelope)) for envelope in published]
             await asyncio.gather(*deliveries)
             await positions.put(batch[-1].id)
+            metrics.RELAY_PUBLISH.observe(time.perf_counter() - started)
+            for envelope in published:
+                published_one(envelope)
+
+
+def message_of(envelope: EventEnvelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """An event's key, value and headers: `command_id`, the command that caused it."""
+    caused_by = envelope.data.get("commandId")
+    headers = [] if caused_by is None else [(CAUSED_BY, str(caused_by).encode())]
+    return str(envelope.order_id).encode(), envelope.to_bytes(), headers
+
+
+def published_one(envelope: EventEnvelope) -> None:
+    metrics.event_relayed(envelope.type)
+    with bound(
+        order_id=envelope.order_id,
+        event_id=envelope.event_id,
+        command_id=envelope.data.get("commandId"),
+    ):
+        log.info("relay: published %s v%d", envelope.type, envelope.version)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from domain.commands import ExpireQuote
-from services import advisory_locks
+from services import advisory_locks, metrics
 from services.command_client import CommandClient
 from services.engine.event_store import Orders, open_orders
 from services.logs import configure_logging
@@ -48,6 +48,7 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
 
         async def publish(command: ExpireQuote) -> None:
             await client.publish(command)
+            metrics.EXPIRIES_SENT.inc()
 
         log.info("sweeper: expiring quotes through %s", settings.commands_topic)
         working()
@@ -59,13 +60,14 @@ async def session(settings: Settings, stop: asyncio.Event, working: Callable[[],
 
 
 async def run(settings: Settings) -> None:
+    metrics.serve_metrics(settings, metrics.SWEEPER)
     await run_sessions(
         settings, "sweeper", log, lambda stop, working: session(settings, stop, working)
     )
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging("sweeper")
     asyncio.run(run(Settings()))
 
 

@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from domain.views import OrderView
-from services import kafka
+from services import kafka, metrics
 from services.batches import record_values, records_of
 from services.contracts import DeadLetterBody, ReceivedEvent
 from services.dead_letters import KafkaRecord, dead_letter_headers
@@ -114,9 +114,11 @@ def build(  # noqa: PLR0913 - the process's ports
         twice."""
         # The raw records too: an event that does not parse is dead-lettered as its own bytes
         # with its topic, partition and offset.
-        records = [KafkaRecord.of(record) for record in records_of(msg)]
+        raw = records_of(msg)
+        records = [KafkaRecord.of(record) for record in raw]
         batch = list(zip(records, events, strict=True))
         await consume_batch(dispatcher.handle_received(batch), outages, backoff)
+        metrics.consumer_lag(settings.webhook_group, msg.consumer, raw)
 
     return Webhooks(dispatcher, sender)
 
@@ -124,6 +126,7 @@ def build(  # noqa: PLR0913 - the process's ports
 async def run(settings: Settings) -> None:
     box = secret_box(settings)
     outages = Outages(process_name(settings, NAME), log)
+    metrics.serve_metrics(settings, metrics.WEBHOOKS)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
@@ -172,7 +175,7 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging(NAME)
     asyncio.run(run(Settings()))
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpcore
 
+from services import metrics
 from services.dead_letters import summarise
 from services.resilience import INFRASTRUCTURE_ERRORS
 from services.webhooks.model import Claim, Disable, Outcome
 from services.webhooks.schedule import (
     Answer,
+    Delivered,
     GiveUp,
+    RetryAt,
     RetrySchedule,
     parse_retry_after,
 )
@@ -47,6 +51,8 @@ SETTLE_TRIES = 5
 LEASE_MARGIN_SECONDS = 15.0
 SETTLE_BATCH = 500
 SETTLE_BATCH_SECONDS = 0.005
+RESULTS = {Delivered: "delivered", RetryAt: "retrying", GiveUp: "failed"}
+"""An attempt's result in otc_webhook_deliveries_total, by what the schedule decided."""
 
 
 @dataclass(frozen=True)
@@ -257,9 +263,11 @@ class Sender:
             )
             return
         started = self.clock()
+        timer = time.perf_counter()
         headers = webhook_headers(claim.webhook_id, int(started.timestamp()), claim.body, signing)
         answer = await self.post(claim.url, headers, claim.body)
         outcome = self.outcome(claim, answer, started)
+        metrics.webhook_attempted(RESULTS[type(outcome.decision)], time.perf_counter() - timer)
         if not answer.ok:
             log.debug(
                 "webhooks: attempt %d of %s to endpoint %s failed: %s",

@@ -20,12 +20,12 @@ from faststream.middlewares import AckPolicy
 from domain.commands import Command
 from domain.movements import Party
 from domain.order import Order
-from services import kafka
+from services import kafka, metrics
 from services.batches import record_values, records_of
-from services.contracts import CommandEnvelope, DeadLetterBody, ReceivedEvent
+from services.contracts import TRACE_ID, CommandEnvelope, DeadLetterBody, ReceivedEvent
 from services.dead_letters import DeadLetter, KafkaRecord, dead_letter_headers
 from services.engine.event_store import open_orders
-from services.logs import configure_logging
+from services.logs import configure_logging, current
 from services.resilience import Backoff, Dependency, Outages, consume_batch
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
@@ -75,10 +75,12 @@ def build(
     )
 
     async def publish(command: Command) -> None:
+        trace = current("trace_id")  # the command behind the event (services/contracts.py)
         await to_commands.publish(
             CommandEnvelope.of(command).to_bytes(),
             key=str(command.order_id).encode(),
             correlation_id=str(command.command_id),
+            headers={} if trace is None else {TRACE_ID: trace},
         )
 
     async def dead_letter(record: KafkaRecord, error: str) -> None:
@@ -86,10 +88,11 @@ def build(
         await to_dead_letters.publish(record.value, key=record.key, headers=headers)
 
     worker: TreasuryWorker = worker_of(publish, dead_letter)
+    group = group_of(settings, worker.mover.party)
 
     @broker.subscriber(
         settings.events_topic,
-        group_id=group_of(settings, worker.mover.party),
+        group_id=group,
         batch=True,
         max_records=200,
         batch_timeout_ms=kafka.BATCH_WAIT_MS,
@@ -104,15 +107,18 @@ def build(
         an infrastructure failure redelivers the batch, and what was done is not done twice."""
         # The raw records too: an event that does not parse is dead-lettered as its own bytes
         # with its topic, partition and offset.
-        records = [KafkaRecord.of(record) for record in records_of(msg)]
+        raw = records_of(msg)
+        records = [KafkaRecord.of(record) for record in raw]
         batch = list(zip(records, events, strict=True))
         await consume_batch(worker.handle_received(batch), outages, backoff)
+        metrics.consumer_lag(group, msg.consumer, raw)
 
     return worker
 
 
 async def run(settings: Settings, party: Party) -> None:
     outages = Outages(process_name(settings, party.value), log)
+    metrics.serve_metrics(settings, metrics.WORKER)
     async with AsyncExitStack() as stack:
         orders = open_orders(settings)
         stack.callback(orders.close)
@@ -162,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.workers")
     parser.add_argument("worker", choices=[party.value for party in Party])
     args = parser.parse_args()
-    configure_logging()
+    configure_logging(args.worker)
     asyncio.run(run(Settings(), Party(args.worker)))
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -36,9 +37,11 @@ from domain import commands as c
 from domain.commands import ActorRef
 from domain.movements import MOVERS, TRIGGERS, reference
 from domain.order import Leg, Order, Side
+from services import metrics
 from services.adapters.ports import MovementRefusedError, MovementUnknownError
-from services.contracts import EventEnvelope, Unparseable, event_type, parse_event
+from services.contracts import CAUSED_BY, EventEnvelope, Unparseable, event_type, parse_event
 from services.dead_letters import DeadLetter, KafkaRecord, summarise
+from services.logs import bound
 from services.resilience import INFRASTRUCTURE_ERRORS
 from services.workers.movers import Instruction, Mover
 from services.workers.outcomes import Done, Outcome, Refused, Unknown, flagged, reported
@@ -127,7 +130,13 @@ class TreasuryWorker:
         async def one_order(events: list[tuple[KafkaRecord, EventEnvelope]]) -> None:
             async with gate:
                 for record, envelope in events:
-                    await self.guarded(record, envelope)
+                    # The lines of this event, and the `trace_id` of the outcome it reports.
+                    with bound(
+                        order_id=envelope.order_id,
+                        event_id=envelope.event_id,
+                        trace_id=record.header(CAUSED_BY),
+                    ):
+                        await self.guarded(record, envelope)
 
         await asyncio.gather(*(one_order(events) for events in by_order.values()))
 
@@ -187,7 +196,9 @@ class TreasuryWorker:
                 await self.parked.settle(self.name, parked)
             return
         instruction = await self.mover.instruction(order, leg)
+        started = time.perf_counter()
         outcome = await self.settle(instruction, reference(order.id, leg, attempt))
+        self.observe(order, leg, outcome, time.perf_counter() - started)
         if isinstance(outcome, Unknown):
             await self.unresolved(order, leg, attempt, outcome.reason, parked)
             return
@@ -197,6 +208,16 @@ class TreasuryWorker:
             log.info(
                 "%s: %s of order %s resolved after %d tries", self.name, leg, order.id, parked.tries
             )
+
+    def observe(self, order: Order, leg: Leg, outcome: Outcome, seconds: float) -> None:
+        """Count the movement by party, leg and outcome; say what it came to."""
+        name = type(outcome).__name__.lower()
+        metrics.movement_tried(self.name, leg.value, name, seconds)
+        with bound(order_id=order.id):
+            if isinstance(outcome, Done):
+                log.info("%s: %s done (%s)", self.name, leg, outcome.transfer.reference)
+            elif isinstance(outcome, Refused):
+                log.info("%s: %s refused: %s", self.name, leg, outcome.code)
 
     async def settle(self, instruction: Instruction, ref: str) -> Outcome:
         """Move, and when the answer does not say what happened, read the transfer back."""

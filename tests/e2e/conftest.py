@@ -63,6 +63,9 @@ class System:
     base_url: str
     demo: DemoData
     recorder: Recorder
+    places: Places
+    """The supervisor's state: its children's logs and where their metrics are."""
+    supervisor_log: Path
 
     def client(self, key: str | None = None, **headers: str) -> httpx.AsyncClient:
         if key is not None:
@@ -116,6 +119,7 @@ async def system_settings(stack_settings: Settings, prefix: str) -> AsyncIterato
             "bank_url": f"http://127.0.0.1:{ports['bank']}",
             "chain_url": f"http://127.0.0.1:{ports['chain']}",
             "gateway_port": ports["gateway"],
+            "metrics_base_port": free_port(),
             "quote_ttl_seconds": QUOTE_TTL_SECONDS,
             "dual_control_eur": DUAL_CONTROL_EUR,
             "upstreams": "sandbox",
@@ -153,7 +157,14 @@ async def system(stack_settings: Settings) -> AsyncIterator[System]:
         try:
             supervisor.wait_for_log("running:", timeout=120)
             demo = await load_demo(settings)
-            yield System(settings, f"http://127.0.0.1:{settings.gateway_port}", demo, Recorder())
+            yield System(
+                settings,
+                f"http://127.0.0.1:{settings.gateway_port}",
+                demo,
+                Recorder(),
+                Places(state),
+                supervisor.log_path,
+            )
         finally:
             supervisor.stop()
             leftovers = read_state(Places(state))

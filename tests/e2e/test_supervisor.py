@@ -37,6 +37,7 @@ EXPECTED = {
     "projector",
     "usdc-chain",
     "webhooks",
+    "monitor",
     "gateway",
 }
 

@@ -101,6 +101,12 @@ def outage_lines(process: Process) -> tuple[int, int]:
     return text.count(STARTED), text.count(ENDED)
 
 
+def log_messages(process: Process) -> list[str]:
+    """The messages of a process's JSON log lines (services/logs.py)."""
+    lines = process.log_path.read_text(errors="replace").splitlines()
+    return [json.loads(line)["message"] for line in lines if line.startswith("{")]
+
+
 def still_running(*processes: Process) -> bool:
     return all(p.proc is not None and p.proc.poll() is None for p in processes)
 
@@ -187,9 +193,9 @@ async def test_projector_resumes_from_its_tracked_position_after_a_postgres_rest
     assert still_running(projector)
     assert outage_lines(projector) == (1, 1)
     resumed = [
-        int(line.rsplit("position ", 1)[1].rstrip(")"))
-        for line in projector.log_path.read_text().splitlines()
-        if "projector: following" in line
+        int(message.rsplit("position ", 1)[1].rstrip(")"))
+        for message in log_messages(projector)
+        if "projector: following" in message
     ]
     assert len(resumed) == 2
     assert resumed[0] == 0

@@ -20,14 +20,16 @@ from domain.errors import ErrorCode
 from domain.order import ApprovalControls, Side
 from services.adapters.fakes import FakePricing, FakeWalletBalances, FixedClock
 from services.batches import record_values
-from services.contracts import CORRELATION_ID, REPLY_TO, CommandEnvelope, ReplyEnvelope
+from services.contracts import CORRELATION_ID, REPLY_TO, TRACE_ID, CommandEnvelope, ReplyEnvelope
 from services.engine.__main__ import build
 from services.engine.event_store import Orders
 from services.engine.handlers import Policy
 from services.engine.service import CommandProcessor
+from services.metrics import ENGINE_COMMANDS
 from services.resilience import Outages
 from services.resources.fake import InMemoryResourceDirectory
 from services.settings import Settings
+from tests.metric_values import value_of
 from tests.support import Orderer
 from tests.unit.strategies import LIMITS, T0
 
@@ -135,3 +137,36 @@ async def test_a_bad_record_is_dead_lettered_and_answered_and_its_batch_goes_on(
     ]
     assert [reply.command_id for reply, _ in seen.replies if reply.ok] == [quote.command_id]
     assert [type(e).__name__ for e in orders.events.get(order.order_id)] == ["Quoted"]
+
+
+async def test_a_reply_repeats_the_commands_trace_id_and_the_answer_is_counted() -> None:
+    broker = KafkaBroker()
+    _, _, quote, seen = engine_on(broker)
+    counted = {"type": "RequestQuote", "result": "ok"}
+    before = value_of(ENGINE_COMMANDS, "otc_engine_commands_total", **counted)
+    headers = waited_for(quote) | {TRACE_ID: "req-traced-1"}
+
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(
+            CommandEnvelope.of(quote).to_bytes(), topic="commands", headers=headers
+        )
+
+    [(reply, reply_headers)] = seen.replies
+    assert reply.ok
+    assert reply_headers[TRACE_ID] == "req-traced-1"
+    assert value_of(ENGINE_COMMANDS, "otc_engine_commands_total", **counted) == before + 1
+
+
+async def test_a_refusal_is_counted_under_its_error_code() -> None:
+    broker = KafkaBroker()
+    _, order, _, _ = engine_on(broker)
+    refused = {"type": "CancelOrder", "result": "ORDER_NOT_FOUND"}
+    before = value_of(ENGINE_COMMANDS, "otc_engine_commands_total", **refused)
+    cancel = order.cancel()
+
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(
+            CommandEnvelope.of(cancel).to_bytes(), topic="commands", headers=waited_for(cancel)
+        )
+
+    assert value_of(ENGINE_COMMANDS, "otc_engine_commands_total", **refused) == before + 1

@@ -68,7 +68,9 @@ def test_no_principal_may_do_more_than_read_write_and_describe() -> None:
     assert {g.resource for g in grants(SETTINGS)} == {"TOPIC", "GROUP"}
 
 
-def test_only_the_gateway_sees_the_offsets_of_groups_it_does_not_consume_as() -> None:
+def test_only_the_gateway_and_the_monitor_see_the_offsets_of_groups_they_do_not_consume_as() -> (
+    None
+):
     watched = {
         (g.principal, g.name)
         for g in grants(SETTINGS)
@@ -79,7 +81,19 @@ def test_only_the_gateway_sees_the_offsets_of_groups_it_does_not_consume_as() ->
         ("User:gateway", SETTINGS.engine_group),
         ("User:gateway", SETTINGS.eur_worker_group),
         ("User:gateway", SETTINGS.chain_worker_group),
+        ("User:monitor", SETTINGS.engine_group),
+        ("User:monitor", SETTINGS.eur_worker_group),
+        ("User:monitor", SETTINGS.chain_worker_group),
+        ("User:monitor", SETTINGS.webhook_group),
+        ("User:monitor", f"otc-dlq-replay.{SETTINGS.dlq_topic}"),
+        ("User:monitor", f"otc-dlq-replay.{SETTINGS.events_dlq_topic}"),
     }
+
+
+def test_the_monitor_reads_no_record_and_writes_nothing() -> None:
+    monitor = {(g.operation, g.resource) for g in grants(SETTINGS) if g.principal == "User:monitor"}
+
+    assert monitor == {("DESCRIBE", "TOPIC"), ("DESCRIBE", "GROUP")}
 
 
 def test_grants_follow_the_configured_names() -> None:
@@ -107,6 +121,7 @@ def test_every_process_that_uses_kafka_runs_as_a_principal_of_the_table() -> Non
         "usdc-chain": AsPrincipal(Principal.USDC_CHAIN),
         "projector": AsPrincipal(None),
         "webhooks": AsPrincipal(Principal.WEBHOOKS),
+        "monitor": AsPrincipal(Principal.MONITOR),
         "gateway": AsPrincipal(Principal.GATEWAY),
     }
     principals = {e.principal for e in children.values() if isinstance(e, AsPrincipal)}

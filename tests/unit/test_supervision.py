@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from services.local.children import core
+from services.local.scrape_targets import free_port_after
 from services.local.supervision import Child, Places, RestartPolicy, Running, Supervisor
+from services.metrics import SUPERVISOR_RESTARTS, SUPERVISOR_UP
 from services.settings import Settings
+from tests.metric_values import value_of
 
 POLICY = RestartPolicy(initial=0.5, maximum=30.0, healthy_after=60.0)
 PIDS = itertools.count(1000)
@@ -275,4 +280,72 @@ def test_engines_and_workers_run_as_many_instances_as_the_settings_say() -> None
         "projector",
         "usdc-chain",
         "webhooks",
+        "monitor",
     ]
+
+
+@pytest.fixture
+def measured(supervisor: Supervisor) -> Supervisor:
+    supervisor.metrics_base_port = free_port_after(20000 + os.getpid() % 20000, set())
+    return supervisor
+
+
+def test_each_child_with_metrics_gets_a_port_of_its_own_and_keeps_it_across_restarts(
+    measured: Supervisor, clock: Clock
+) -> None:
+    relay = Child("relay", ["-m", "services.relay"], metrics=True)
+    engine = Child("engine", ["-m", "services.engine"], metrics=True)
+    sandbox = Child("bank", ["-m", "services.local.sandbox", "bank"])
+    for child in (relay, engine, sandbox):
+        measured.start_child(child)
+    first = relay.metrics_port
+    die(relay)
+    run_for(measured, clock, 2)
+
+    assert relay.restarts == 1
+    assert relay.metrics_port == first
+    assert measured.metrics_base_port is not None
+    assert first is not None
+    assert first > measured.metrics_base_port
+    assert engine.metrics_port not in {None, first}
+    assert sandbox.metrics_port is None
+
+
+def test_the_targets_file_names_the_supervisor_and_every_process_with_metrics(
+    measured: Supervisor,
+) -> None:
+    measured.start_child(Child("relay", ["-m", "services.relay"], metrics=True))
+    measured.start_child(Child("gateway", ["-m", "g"], metrics_address="127.0.0.1:8000"))
+    measured.start_child(Child("bank", ["-m", "services.local.sandbox", "bank"]))
+
+    targets = json.loads(measured.places.metrics_targets.read_text())
+
+    assert [t["labels"]["process"] for t in targets] == ["supervisor", "relay", "gateway"]
+    assert targets[0]["targets"] == [f"127.0.0.1:{measured.metrics_base_port}"]
+    assert targets[2]["targets"] == ["127.0.0.1:8000"]
+
+
+def test_a_restart_is_counted_and_a_child_waiting_for_one_is_down(
+    supervisor: Supervisor, clock: Clock
+) -> None:
+    child = Child("counted-relay", ["-m", "services.relay"])
+    supervisor.start_child(child)
+    die(child)
+    supervisor.check()
+
+    assert value_of(SUPERVISOR_UP, process="counted-relay") == 0
+    run_for(supervisor, clock, 2)
+    assert (
+        value_of(SUPERVISOR_RESTARTS, "otc_supervisor_restarts_total", process="counted-relay") == 1
+    )
+    assert value_of(SUPERVISOR_UP, process="counted-relay") == 1
+
+
+def test_a_taken_port_is_skipped() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        assert free_port_after(port - 1, set()) > port
+        assert free_port_after(port - 1, {port + 1}) not in {port, port + 1}

@@ -15,8 +15,16 @@ from domain import commands as c
 from domain.order import Cause, Order, Side
 from services.adapters.fakes import FakeLedger
 from services.batches import record_values
-from services.contracts import CommandEnvelope, EventEnvelope, event_id, event_type
+from services.contracts import (
+    CAUSED_BY,
+    TRACE_ID,
+    CommandEnvelope,
+    EventEnvelope,
+    event_id,
+    event_type,
+)
 from services.dead_letters import DeadLetter
+from services.metrics import MOVEMENTS
 from services.resilience import Outages
 from services.resources.fake import InMemoryResourceDirectory
 from services.settings import Settings
@@ -24,6 +32,7 @@ from services.workers.__main__ import build
 from services.workers.movers import EurTreasury
 from services.workers.parked import InMemoryParkedMovements
 from services.workers.treasury import Publish, TreasuryWorker
+from tests.metric_values import value_of
 from tests.unit.strategies import CUSTOMER, T0, new_order
 
 SETTINGS = Settings(
@@ -108,3 +117,40 @@ async def test_an_event_moves_money_once_and_its_outcome_is_a_command() -> None:
     assert headers["worker"] == "eur-treasury"
     assert "unparseable" in headers["error"]
     assert headers["original_topic"] == "events"
+
+
+async def test_the_outcome_carries_the_events_cause_as_its_trace_and_the_movement_counts() -> None:
+    resources = InMemoryResourceDirectory()
+    resources.add_treasury_account()
+    order = confirmed_buy(resources)
+    broker = KafkaBroker()
+    done = {"party": "eur-treasury", "leg": "debit", "outcome": "done"}
+    before = value_of(MOVEMENTS, "otc_movements_total", **done)
+
+    async def load_order(order_id: UUID) -> Order | None:
+        return order if order_id == order.id else None
+
+    def worker_of(publish: Publish, dead_letter: DeadLetter) -> TreasuryWorker:
+        return TreasuryWorker(
+            EurTreasury(FakeLedger(), resources),
+            load_order=load_order,
+            publish=publish,
+            parked=InMemoryParkedMovements(),
+            dead_letter=dead_letter,
+        )
+
+    build(SETTINGS, broker, worker_of, Outages("eur-treasury", logging.getLogger("test")))
+    traces: list[str | None] = []
+
+    @broker.subscriber("commands")
+    async def on_outcome(command: CommandEnvelope, msg: KafkaMessage) -> None:
+        del command
+        traces.append(msg.headers.get(TRACE_ID))
+
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(
+            confirmed_event(order), topic="events", headers={CAUSED_BY: "confirming-command"}
+        )
+
+    assert traces == ["confirming-command"]
+    assert value_of(MOVEMENTS, "otc_movements_total", **done) == before + 1

@@ -7,13 +7,13 @@ Database settings come from the `OTC_` environment (`services.settings.Settings`
 from __future__ import annotations
 
 import argparse
-import logging
 from decimal import Decimal
 
 from fastapi import FastAPI
 
 from services.local.sandbox import bank, chain, provider
 from services.local.sandbox.server import run
+from services.logs import configure_logging
 from services.settings import Settings
 
 DEFAULT_PORTS = {"provider": 8101, "bank": 8102, "chain": 8103}
@@ -63,8 +63,8 @@ def build_app(args: argparse.Namespace, settings: Settings) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = parse_args(argv)
+    configure_logging(args.sandbox)
     run(build_app(args, Settings()), args.port or DEFAULT_PORTS[args.sandbox])
 
 

@@ -16,7 +16,7 @@ STARTUP_TIMEOUT_SECONDS = 10.0
 
 
 def run(app: FastAPI, port: int) -> None:
-    uvicorn.run(app, host=LOOPBACK, port=port, log_level="info")
+    uvicorn.run(app, host=LOOPBACK, port=port, log_level="info", log_config=None)
 
 
 @asynccontextmanager

@@ -26,3 +26,11 @@ def records_of(msg: KafkaMessage) -> tuple[Any, ...]:
     """The batch's aiokafka records (untyped), in the order of its body."""
     raw = msg.raw_message
     return tuple(raw) if isinstance(raw, tuple | list) else (raw,)
+
+
+def header(record: Any, name: str) -> str | None:  # noqa: ANN401 - aiokafka records are untyped
+    """The text of one header of a record (undecodable bytes replaced), or None."""
+    for key, value in record.headers or ():
+        if key == name and value is not None:
+            return bytes(value).decode(errors="replace")
+    return None

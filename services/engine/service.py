@@ -40,7 +40,7 @@ from domain.idempotency import IdempotencyKey, key_id
 from domain.order import Order
 from services import kafka
 from services.adapters.ports import PricingPort, WalletBalancePort
-from services.batches import record_values, records_of
+from services.batches import header, record_values, records_of
 from services.contracts import (
     CORRELATION_ID,
     REPLY_TO,
@@ -81,13 +81,6 @@ class Incoming:
     record: Any
     reply_to: str | None
     correlation_id: str | None
-
-
-def header(record: Any, name: str) -> str | None:  # noqa: ANN401 - aiokafka records are untyped
-    for key, value in record.headers or ():
-        if key == name and value is not None:
-            return bytes(value).decode()
-    return None
 
 
 Indexed = list[tuple[int, c.Command]]

@@ -9,18 +9,12 @@ from typing import Any
 
 from domain import commands as c
 from services import metrics
+from services.batches import header
 from services.contracts import TRACE_ID, ReplyEnvelope
 from services.logs import bound
 from services.timings import Stages
 
 log = logging.getLogger("otc.engine.commands")
-
-
-def header(record: Any, name: str) -> str | None:  # noqa: ANN401 - aiokafka records are untyped
-    for key, value in record.headers or ():
-        if key == name and value is not None:
-            return bytes(value).decode(errors="replace")
-    return None
 
 
 def consumed(group: str, consumer: object, records: Any) -> None:  # noqa: ANN401

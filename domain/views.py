@@ -136,8 +136,9 @@ class OpsFacts(BaseModel):
                 changes["failure_reason"] = None
             case _:
                 pass
-        if status_after(type(event).__name__, Side(event.side)) is not None:
-            changes.setdefault("unresolved", None)
+        settles = status_after(type(event).__name__, Side(event.side)) is not None
+        if settles and self.unresolved is not None:
+            changes["unresolved"] = None
         return self.model_copy(update=changes) if changes else self
 
     def needs_attention(self, status: Status) -> bool:

@@ -70,6 +70,10 @@ class OrderView(BaseModel):
         """camelCase JSON; the indicative fields only once an order has them."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def public_json_text(self) -> str:
+        """`public_json()` as JSON text, made without building the dict first."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
 
 class ApprovalFact(BaseModel):
     """One operator's approval of an order, as operators see it."""

@@ -7,7 +7,7 @@ order at that version. Statuses come from `domain.order.status_after`, the one l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -101,6 +101,35 @@ def changes_of(event: Order.Event, view: OrderView) -> dict[str, object]:
             return {}
 
 
+PageEvent = tuple[Order.Event, int]
+"""An order event and the notification id it was found at."""
+
+
+def orders_of(events: Iterable[PageEvent]) -> list[UUID]:
+    """The orders these events are of, each once, in the order they first appear."""
+    return list(dict.fromkeys(event.originator_id for event, _ in events))
+
+
+def fold_page(
+    rows: Mapping[UUID, OrderListRow], events: Iterable[PageEvent]
+) -> dict[UUID, OrderListRow]:
+    """The rows consecutive events change, each folded by `row_after` from the order's row in
+    `rows` (absent: the order has none yet). Rows the events leave as they were are not in the
+    result. The live projector folds a notification at a time, the rebuild a page of many."""
+    changed: dict[UUID, OrderListRow] = {}
+    for event, position in events:
+        order_id = event.originator_id
+        before = changed[order_id] if order_id in changed else rows.get(order_id)
+        after = row_after(before, event, position)
+        if after is not before:
+            changed[order_id] = after
+    return changed
+
+
+def order_events_of(page: Iterable[tuple[object, Tracking]]) -> list[PageEvent]:
+    return [(e, tracking.notification_id) for e, tracking in page if isinstance(e, Order.Event)]
+
+
 class OrderListProjection(Projection[OrderListView]):
     """Every notification is tracked, events of other aggregates included, so that the view's
     position is the log's and `wait(application_name, notification_id)` works for any write."""
@@ -117,24 +146,8 @@ class OrderListProjection(Projection[OrderListView]):
 
     def process_page(self, page: Sequence[tuple[object, Tracking]]) -> None:
         """Apply consecutive notifications in one transaction, tracked at the last one: the
-        rebuild's path, and each order event's on its own."""
+        rows they change are read, folded and written in it."""
         if not page:
             return
-        first_events: dict[UUID, Order.Event] = {}
-        for event, _ in page:
-            if isinstance(event, Order.Event):
-                first_events.setdefault(event.originator_id, event)
-        # An order whose first event here is its Quoted one is built from this page alone.
-        rows = self.view.get_many(
-            [
-                order_id
-                for order_id, event in first_events.items()
-                if not isinstance(event, Order.Quoted)
-            ]
-        )
-        changed: dict[UUID, OrderListRow] = {}
-        for event, tracking in page:
-            if isinstance(event, Order.Event):
-                row = row_after(rows.get(event.originator_id), event, tracking.notification_id)
-                rows[event.originator_id] = changed[event.originator_id] = row
-        self.view.save(changed.values(), page[-1][1])
+        events = order_events_of(page)
+        self.view.apply(orders_of(events), lambda rows: fold_page(rows, events), page[-1][1])

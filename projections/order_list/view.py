@@ -1,31 +1,56 @@
 """The `order_list` read model: one row per order, for the list and detail routes.
 
-Every write records its row changes and this view's tracking position in ONE transaction, so a
-notification of the event store is applied exactly once: a notification already tracked is
-skipped whole, and a row never goes back to an older version (the `version` guard of the upsert).
+Every write reads the rows it changes, folds them and records them with this view's tracking
+position in ONE transaction, so a notification of the event store is applied exactly once: a
+notification already tracked is skipped whole, and a row never goes back to an older version
+(the `version` guard of the upsert). Each write transaction first takes the `WRITES_LOCK`
+advisory lock shared: the rebuild takes it exclusively while it swaps a rebuilt table in, and
+so pauses every writer at the start of a transaction, before it has read anything.
+
 The public view of an order is stored as its camelCase JSON (`OrderView.public_json()`), so the
 read side returns the very `OrderView` the projection built, decimals and timestamps unchanged.
+
+A view is one table and its tracking table: `order_list` and `order_list_tracking` for the live
+one; the rebuild writes another pair of the same schema beside it (`table_name=`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
-from psycopg.types.json import Jsonb
 
 from domain.order import Status
 from domain.views import OpsFacts, OrderView
 
 ORDER_LIST_TABLE = "order_list"
 CREATE_TABLE_ATTEMPTS = 5
+WRITES_LOCK = 7_031_004
+"""The advisory lock every write transaction of the view holds shared, and the rebuild's swap
+exclusively (`services.advisory_locks.ORDER_LIST_WRITES`)."""
+COLUMNS = (
+    "id",
+    "customer_id",
+    "side",
+    "status",
+    "created_at",
+    "updated_at",
+    "version",
+    "position",
+    "view",
+    "ops",
+    "needs_attention",
+)
+INDEX_SUFFIXES = ("pkey", "customer_created_idx", "status_created_idx", "attention_idx")
+"""The table's indexes are named `<table>_<suffix>`."""
 
 
 @dataclass(frozen=True)
@@ -45,18 +70,25 @@ class OrderListRow:
         return self.view.id
 
 
+Fold = Callable[[Mapping[UUID, OrderListRow]], Mapping[UUID, OrderListRow]]
+"""From the rows a write read (by order id; absent: no row yet), the rows it changes."""
+
+
 class OrderListView(PostgresTrackingRecorder):
     def __init__(
         self,
         datastore: PostgresDatastore,
         *,
-        tracking_table_name: str = f"{ORDER_LIST_TABLE}_tracking",
+        table_name: str = ORDER_LIST_TABLE,
+        tracking_table_name: str | None = None,
         **kwargs: Any,  # noqa: ANN401 - passed on to eventsourcing's recorder
     ) -> None:
-        super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
-        self.table_name = ORDER_LIST_TABLE
+        super().__init__(
+            datastore, tracking_table_name=tracking_table_name or f"{table_name}_tracking", **kwargs
+        )
+        self.table_name = table_name
         self.sql_create_statements.extend(
-            self._sql(statement)
+            self.sql(statement)
             for statement in (
                 (
                     "CREATE TABLE IF NOT EXISTS {table} ("
@@ -71,10 +103,10 @@ class OrderListView(PostgresTrackingRecorder):
                     " view jsonb NOT NULL)"
                 ),
                 (
-                    "CREATE INDEX IF NOT EXISTS {customer_index}"
+                    "CREATE INDEX IF NOT EXISTS {customer_created_idx}"
                     " ON {table} (customer_id, created_at DESC, id DESC)"
                 ),
-                "CREATE INDEX IF NOT EXISTS {status_index} ON {table} (status, created_at)",
+                "CREATE INDEX IF NOT EXISTS {status_created_idx} ON {table} (status, created_at)",
                 # Added with operator facts: rows written before have none until a rebuild.
                 "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS ops jsonb NOT NULL DEFAULT '{{}}'",
                 (
@@ -82,32 +114,26 @@ class OrderListView(PostgresTrackingRecorder):
                     " needs_attention boolean NOT NULL DEFAULT false"
                 ),
                 (
-                    "CREATE INDEX IF NOT EXISTS {attention_index} ON {table} (created_at)"
+                    "CREATE INDEX IF NOT EXISTS {attention_idx} ON {table} (created_at)"
                     " WHERE needs_attention"
                 ),
             )
         )
-        self.upsert_statement = self._sql(
-            "INSERT INTO {table} AS existing"
-            " (id, customer_id, side, status, created_at, updated_at, version, position, view,"
-            " ops, needs_attention)"
-            " VALUES (%(id)s, %(customer_id)s, %(side)s, %(status)s, %(created_at)s,"
-            " %(updated_at)s, %(version)s, %(position)s, %(view)s, %(ops)s, %(needs_attention)s)"
-            " ON CONFLICT (id) DO UPDATE SET"
-            " customer_id = EXCLUDED.customer_id, side = EXCLUDED.side,"
-            " status = EXCLUDED.status, created_at = EXCLUDED.created_at,"
-            " updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,"
-            " position = EXCLUDED.position, view = EXCLUDED.view, ops = EXCLUDED.ops,"
-            " needs_attention = EXCLUDED.needs_attention"
-            " WHERE existing.version < EXCLUDED.version"
+        placeholders = ", ".join("%s::jsonb" if c in {"view", "ops"} else "%s" for c in COLUMNS)
+        self.upsert_statement = self.sql(
+            f"INSERT INTO {{table}} AS existing ({', '.join(COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - constant text
+            " ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:])
+            + " WHERE existing.version < EXCLUDED.version"
         )
+        self.copy_statement = self.sql(f"COPY {{table}} ({', '.join(COLUMNS)}) FROM STDIN")
         columns = "customer_id, version, position, view, ops"
-        self.select_by_ids_statement = self._sql(
+        self.select_by_ids_statement = self.sql(
             f"SELECT {columns} FROM {{table}} WHERE id = ANY(%s)"  # noqa: S608 - constant text
         )
         # One statement, one snapshot: the total and the page agree, even on an empty page.
         self.select_page_statements = {
-            key: self._sql(
+            key: self.sql(
                 "SELECT matching.total, page.* FROM"  # noqa: S608 - constant text
                 f" (SELECT count(*) AS total FROM {{table}} WHERE {where}) AS matching"
                 f" LEFT JOIN LATERAL (SELECT {columns} FROM {{table}} WHERE {where}"
@@ -119,7 +145,7 @@ class OrderListView(PostgresTrackingRecorder):
                 ("attention", "needs_attention AND %s", "created_at, id"),
             )
         }
-        self.delete_rows_statement = self._sql("TRUNCATE {table}")
+        self.delete_rows_statement = self.sql("TRUNCATE {table}")
         self.delete_tracking_statement = SQL(
             "DELETE FROM {0}.{1} WHERE application_name <> %s"
         ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
@@ -138,29 +164,52 @@ class OrderListView(PostgresTrackingRecorder):
             else:
                 return
 
-    def _sql(self, text: str) -> Composed:
+    def sql(self, text: str) -> Composed:
+        """`text` with `{table}`, `{tracking}` and `{<index suffix>}` named for this view."""
         schema = Identifier(self.datastore.schema)
         return SQL(text).format(
             table=Composed([schema, SQL("."), Identifier(self.table_name)]),
-            customer_index=Identifier(f"{self.table_name}_customer_created_idx"),
-            status_index=Identifier(f"{self.table_name}_status_created_idx"),
-            attention_index=Identifier(f"{self.table_name}_attention_idx"),
+            tracking=Composed([schema, SQL("."), Identifier(self.tracking_table_name)]),
+            **{suffix: Identifier(f"{self.table_name}_{suffix}") for suffix in INDEX_SUFFIXES},
         )
 
     # ------------------------------------------------------------------ writes
 
-    def save(self, rows: Iterable[OrderListRow], tracking: Tracking) -> bool:
-        """Upsert rows and record `tracking`, in one transaction. A position this view already
-        tracked changes nothing (False): a redelivered notification is not applied twice. Should
-        another writer record the position meanwhile, the tracking insert fails and the whole
-        transaction, rows included, rolls back."""
+    def apply(self, order_ids: Collection[UUID], fold: Fold, tracking: Tracking) -> bool:
+        """Read these orders' rows, fold them and write what changed, recording `tracking`, in
+        one transaction (see `apply_on`)."""
         with self.datastore.transaction(commit=True) as curs:
-            reached = self._max_tracking_id(tracking.application_name, curs)
-            if reached is not None and reached >= tracking.notification_id:
+            self.take_write_lock(curs)
+            return self.apply_on(curs, order_ids, fold, tracking)
+
+    def apply_on(
+        self, curs: Cursor[DictRow], order_ids: Collection[UUID], fold: Fold, tracking: Tracking
+    ) -> bool:
+        """`apply` within the caller's transaction. A position this view already tracked
+        changes nothing (False): a redelivered notification is not applied twice. Rows new to
+        the table are copied into it, the others upserted."""
+        if self.reached(curs, tracking):
+            return False
+        found = self._rows_on(curs, order_ids)
+        changed = fold(found)
+        new = [row for order_id, row in changed.items() if order_id not in found]
+        if new:
+            with curs.copy(self.copy_statement) as copy:
+                for row in new:
+                    copy.write_row(self.values(row))
+        self._upsert(curs, (row for order_id, row in changed.items() if order_id in found))
+        self._insert_tracking(curs, tracking)
+        return True
+
+    def save(self, rows: Iterable[OrderListRow], tracking: Tracking) -> bool:
+        """Upsert rows and record `tracking`, in one transaction; a tracked position changes
+        nothing (False). Should another writer record the position meanwhile, the tracking
+        insert fails and the whole transaction, rows included, rolls back."""
+        with self.datastore.transaction(commit=True) as curs:
+            self.take_write_lock(curs)
+            if self.reached(curs, tracking):
                 return False
-            params = [self._params(row) for row in rows]
-            if params:
-                curs.executemany(self.upsert_statement, params)
+            self._upsert(curs, rows)
             self._insert_tracking(curs, tracking)
         return True
 
@@ -173,25 +222,45 @@ class OrderListView(PostgresTrackingRecorder):
         """Empty the view: every row and every tracking position, in one transaction (the
         tracking table's own migration marker stays)."""
         with self.datastore.transaction(commit=True) as curs:
+            self.take_write_lock(curs)
             curs.execute(self.delete_rows_statement)
             curs.execute(self.delete_tracking_statement, (self.table_migration_identifier,))
 
     @staticmethod
-    def _params(row: OrderListRow) -> dict[str, object]:
+    def take_write_lock(curs: Cursor[DictRow]) -> None:
+        curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITES_LOCK,))
+
+    def reached(self, curs: Cursor[DictRow], tracking: Tracking) -> bool:
+        """Whether this view has applied the notification `tracking` names already."""
+        position = self._max_tracking_id(tracking.application_name, curs)
+        return position is not None and position >= tracking.notification_id
+
+    def position_on(self, curs: Cursor[DictRow], application_name: str) -> int:
+        """The position this view has reached, read in the caller's transaction."""
+        return self._max_tracking_id(application_name, curs) or 0
+
+    def _upsert(self, curs: Cursor[DictRow], rows: Iterable[OrderListRow]) -> None:
+        params = [self.values(row) for row in rows]
+        if params:
+            curs.executemany(self.upsert_statement, params)
+
+    @staticmethod
+    def values(row: OrderListRow) -> tuple[object, ...]:
+        """The row's column values, in the order of `COLUMNS`."""
         view = row.view
-        return {
-            "id": view.id,
-            "customer_id": row.customer_id,
-            "side": view.side.value,
-            "status": view.status.value,
-            "created_at": view.created_at,
-            "updated_at": view.updated_at,
-            "version": row.version,
-            "position": row.position,
-            "view": Jsonb(view.public_json()),
-            "ops": Jsonb(row.ops.model_dump(mode="json", by_alias=True)),
-            "needs_attention": row.ops.needs_attention(view.status),
-        }
+        return (
+            view.id,
+            row.customer_id,
+            view.side.value,
+            view.status.value,
+            view.created_at,
+            view.updated_at,
+            row.version,
+            row.position,
+            view.public_json_text(),
+            row.ops.model_dump_json(by_alias=True),
+            row.ops.needs_attention(view.status),
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -202,8 +271,15 @@ class OrderListView(PostgresTrackingRecorder):
         if not order_ids:
             return {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_by_ids_statement, (list(order_ids),))
-            rows = [self._row(found) for found in curs.fetchall()]
+            return self._rows_on(curs, order_ids)
+
+    def _rows_on(
+        self, curs: Cursor[DictRow], order_ids: Collection[UUID]
+    ) -> dict[UUID, OrderListRow]:
+        if not order_ids:
+            return {}
+        curs.execute(self.select_by_ids_statement, (list(order_ids),))
+        rows = [self._row(found) for found in curs.fetchall()]
         return {row.order_id: row for row in rows}
 
     def list_for_customer(

@@ -11,8 +11,9 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Recording, StoredEvent
+from eventsourcing.persistence import Notification, Recording, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresRecorder
+from psycopg.rows import tuple_row
 
 from domain.idempotency import IdempotencyKey
 from domain.order import Order
@@ -87,6 +88,39 @@ class Orders(Application[UUID]):
             if len(page) < page_size:
                 return histories
             position = page[-1].id + 1
+
+    def notifications(self, after: int, upto: int, limit: int) -> list[Notification]:
+        """At most `limit` notifications after position `after`, up to `upto` included: the
+        rebuild's pages, read in PostgreSQL's binary format (half the time of the library's
+        `select_notifications`, which reads the state as hex text)."""
+        recorder = self.recorder
+        if not isinstance(recorder, PostgresApplicationRecorder):
+            return list(
+                recorder.select_notifications(
+                    start=after, limit=limit, stop=upto, inclusive_of_start=False
+                )
+            )
+        query = (
+            "SELECT notification_id, originator_id, originator_version, topic, state"  # noqa: S608 - library identifiers
+            f" FROM {recorder.datastore.schema}.{recorder.events_table_name}"
+            " WHERE notification_id > %s AND notification_id <= %s"
+            " ORDER BY notification_id LIMIT %s"
+        )
+        with (
+            recorder.datastore.get_connection() as conn,
+            conn.cursor(binary=True, row_factory=tuple_row) as curs,
+        ):
+            curs.execute(query, (after, upto, limit))
+            return [
+                Notification(
+                    id=notification_id,
+                    originator_id=originator_id,
+                    originator_version=originator_version,
+                    topic=topic,
+                    state=state,
+                )
+                for notification_id, originator_id, originator_version, topic, state in curs
+            ]
 
     def _get_or_none(self, aggregate_id: UUID) -> Aggregate | None:
         try:

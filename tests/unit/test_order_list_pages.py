@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from decimal import Decimal
+from uuid import UUID
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -40,8 +41,8 @@ def walked(desk: Desk, walk: Walk) -> list[Order.Event]:
     return order_events(order)
 
 
-def one_at_a_time(events: list[PageEvent]) -> dict[object, OrderListRow]:
-    rows: dict[object, OrderListRow] = {}
+def one_at_a_time(events: list[PageEvent]) -> dict[UUID, OrderListRow]:
+    rows: dict[UUID, OrderListRow] = {}
     for event, position in events:
         rows[event.originator_id] = row_after(rows.get(event.originator_id), event, position)
     return rows
@@ -63,7 +64,7 @@ def test_folding_pages_gives_the_rows_of_folding_one_event_at_a_time(
         log.append(history.pop(0))
     events = [(event, position) for position, event in enumerate(log, start=1)]
 
-    table: dict[object, OrderListRow] = {}
+    table: dict[UUID, OrderListRow] = {}
     for start in range(0, len(events), page_size):
         page = events[start : start + page_size]
         found = {i: table[i] for i in orders_of(page) if i in table}

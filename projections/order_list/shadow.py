@@ -17,7 +17,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from projections.order_list.view import COLUMNS, INDEX_SUFFIXES, OrderListView
+from projections.order_list.statements import COLUMNS, INDEX_SUFFIXES
+from projections.order_list.view import OrderListView
 
 REBUILD_SUFFIX = "_rebuild"
 PREVIOUS_SUFFIX = "_previous"

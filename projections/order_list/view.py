@@ -30,27 +30,14 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.order import Status
 from domain.views import OpsFacts, OrderView
+from projections.order_list import statements
+from projections.order_list.statements import INDEX_SUFFIXES
 
 ORDER_LIST_TABLE = "order_list"
 CREATE_TABLE_ATTEMPTS = 5
 WRITES_LOCK = 7_031_004
 """The advisory lock every write transaction of the view holds shared, and the rebuild's swap
 exclusively (`services.advisory_locks.ORDER_LIST_WRITES`)."""
-COLUMNS = (
-    "id",
-    "customer_id",
-    "side",
-    "status",
-    "created_at",
-    "updated_at",
-    "version",
-    "position",
-    "view",
-    "ops",
-    "needs_attention",
-)
-INDEX_SUFFIXES = ("pkey", "customer_created_idx", "status_created_idx", "attention_idx")
-"""The table's indexes are named `<table>_<suffix>`."""
 
 
 @dataclass(frozen=True)
@@ -87,65 +74,14 @@ class OrderListView(PostgresTrackingRecorder):
             datastore, tracking_table_name=tracking_table_name or f"{table_name}_tracking", **kwargs
         )
         self.table_name = table_name
-        self.sql_create_statements.extend(
-            self.sql(statement)
-            for statement in (
-                (
-                    "CREATE TABLE IF NOT EXISTS {table} ("
-                    " id uuid PRIMARY KEY,"
-                    " customer_id uuid NOT NULL,"
-                    " side text NOT NULL,"
-                    " status text NOT NULL,"
-                    " created_at timestamptz NOT NULL,"
-                    " updated_at timestamptz NOT NULL,"
-                    " version bigint NOT NULL,"
-                    " position bigint NOT NULL,"
-                    " view jsonb NOT NULL)"
-                ),
-                (
-                    "CREATE INDEX IF NOT EXISTS {customer_created_idx}"
-                    " ON {table} (customer_id, created_at DESC, id DESC)"
-                ),
-                "CREATE INDEX IF NOT EXISTS {status_created_idx} ON {table} (status, created_at)",
-                # Added with operator facts: rows written before have none until a rebuild.
-                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS ops jsonb NOT NULL DEFAULT '{{}}'",
-                (
-                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS"
-                    " needs_attention boolean NOT NULL DEFAULT false"
-                ),
-                (
-                    "CREATE INDEX IF NOT EXISTS {attention_idx} ON {table} (created_at)"
-                    " WHERE needs_attention"
-                ),
-            )
-        )
-        placeholders = ", ".join("%s::jsonb" if c in {"view", "ops"} else "%s" for c in COLUMNS)
-        self.upsert_statement = self.sql(
-            f"INSERT INTO {{table}} AS existing ({', '.join(COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - constant text
-            " ON CONFLICT (id) DO UPDATE SET "
-            + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:])
-            + " WHERE existing.version < EXCLUDED.version"
-        )
-        self.copy_statement = self.sql(f"COPY {{table}} ({', '.join(COLUMNS)}) FROM STDIN")
-        columns = "customer_id, version, position, view, ops"
-        self.select_by_ids_statement = self.sql(
-            f"SELECT {columns} FROM {{table}} WHERE id = ANY(%s)"  # noqa: S608 - constant text
-        )
-        # One statement, one snapshot: the total and the page agree, even on an empty page.
+        self.sql_create_statements.extend(self.sql(text) for text in statements.CREATE)
+        self.upsert_statement = self.sql(statements.UPSERT)
+        self.copy_statement = self.sql(statements.COPY)
+        self.select_by_ids_statement = self.sql(statements.SELECT_BY_IDS)
         self.select_page_statements = {
-            key: self.sql(
-                "SELECT matching.total, page.* FROM"  # noqa: S608 - constant text
-                f" (SELECT count(*) AS total FROM {{table}} WHERE {where}) AS matching"
-                f" LEFT JOIN LATERAL (SELECT {columns} FROM {{table}} WHERE {where}"
-                f" ORDER BY {order} LIMIT %s OFFSET %s) AS page ON true"
-            )
-            for key, where, order in (
-                ("customer", "customer_id = %s", "created_at DESC, id DESC"),
-                ("status", "status = ANY(%s)", "created_at, id"),
-                ("attention", "needs_attention AND %s", "created_at, id"),
-            )
+            key: self.sql(text) for key, text in statements.SELECT_PAGE.items()
         }
-        self.delete_rows_statement = self.sql("TRUNCATE {table}")
+        self.delete_rows_statement = self.sql(statements.TRUNCATE)
         self.delete_tracking_statement = SQL(
             "DELETE FROM {0}.{1} WHERE application_name <> %s"
         ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
@@ -183,14 +119,21 @@ class OrderListView(PostgresTrackingRecorder):
             return self.apply_on(curs, order_ids, fold, tracking)
 
     def apply_on(
-        self, curs: Cursor[DictRow], order_ids: Collection[UUID], fold: Fold, tracking: Tracking
+        self,
+        curs: Cursor[DictRow],
+        order_ids: Collection[UUID],
+        fold: Fold,
+        tracking: Tracking,
+        known: Mapping[UUID, OrderListRow] | None = None,
     ) -> bool:
         """`apply` within the caller's transaction. A position this view already tracked
         changes nothing (False): a redelivered notification is not applied twice. Rows new to
-        the table are copied into it, the others upserted."""
+        the table are copied into it, the others upserted. `known` are rows of these orders the
+        caller holds as they are in the table (the only writer, the rebuild): not read again."""
         if self.reached(curs, tracking):
             return False
-        found = self._rows_on(curs, order_ids)
+        known = known or {}
+        found = {**known, **self._rows_on(curs, [i for i in order_ids if i not in known])}
         changed = fold(found)
         new = [row for order_id, row in changed.items() if order_id not in found]
         if new:

@@ -1,13 +1,14 @@
 """`order_list` rebuilt beside the live table at database speed, while the projector runs.
 
 1. A fresh `order_list_rebuild` (and tracking table) beside the live `order_list`.
-2. The notification log is read in large pages up to the live view's position, only the order
-   events decoded. Each page is folded per order in memory by the projection's own `fold_page`
-   and written in one transaction: rows new to the table copied in (COPY), rows of orders begun
-   in an earlier page upserted, the rebuild's position tracked with them (the page's transaction
-   does not wait for the disk: a crash loses only the rebuild). Pages follow until the rebuilt
-   table is at most `tail` notifications behind the live one, which the projector keeps serving
-   and moving on meanwhile.
+2. The notification log is read in pages of `PAGE_SIZE` up to the live view's position (the
+   next page read while one is applied), only the order events decoded. Each page is folded per
+   order in memory by the projection's own `fold_page` and written in one transaction (while
+   the next page is decoded): rows new to the table copied in (COPY), rows of orders begun in an
+   earlier page upserted, the rebuild's position tracked with them. The page's transaction does
+   not wait for the disk: a crash loses only the rebuild. Pages follow until the rebuilt table
+   is at most `tail` notifications behind the live one, which the projector keeps serving and
+   moving on meanwhile.
 3. One transaction takes the view's writes lock exclusively, so the projector pauses before its
    next write; applies the last notifications up to the live position; compares both tables row
    for row; and swaps them (`projections.order_list.shadow`). The projector then goes on writing,
@@ -19,8 +20,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -42,11 +43,11 @@ from projections.order_list.shadow import (
     shadow_of,
     swap,
 )
-from projections.order_list.view import Fold, OrderListView
+from projections.order_list.view import Fold, OrderListRow, OrderListView
 from services import advisory_locks
 from services.engine.event_store import Orders
 
-PAGE_SIZE = 10_000
+PAGE_SIZE = 25_000
 TAIL = 1_000
 """At most this many notifications are left for the swap's transaction (the projector's pause)."""
 SWAP_LOCK_TIMEOUT = "5s"
@@ -90,11 +91,11 @@ def rebuild_order_list(
     started = perf_counter()
     shadow = shadow_of(live)
     recreate(shadow)
-    pages = Pages(orders, page_size, on_page)
+    pages, writes = Pages(orders, page_size, on_page), ShadowPages(shadow)
     position = 0
     with cyclic_gc_paused():
         while (target := live.max_tracking_id(orders.name) or 0) - position > tail:
-            position = pages.catch_up(partial(write_page, shadow), position, target)
+            position = pages.catch_up(writes.write, position, target, in_background=True)
     swapping = perf_counter()
     with live.datastore.transaction(commit=True) as curs:
         curs.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
@@ -126,34 +127,66 @@ class Pages:
     read: int = 0
     """Notifications read so far."""
 
-    def catch_up(self, write: Write, position: int, target: int) -> int:
+    def catch_up(
+        self, write: Write, position: int, target: int, *, in_background: bool = False
+    ) -> int:
         """Apply the notifications after `position` up to `target`, a page per `write`; the
-        position reached (`target`). The next page is read while this one is applied."""
+        position reached (`target`). The next page is read while this one is decoded; with
+        `in_background`, a page is also decoded while the one before is written."""
         app, read = self.orders.name, self.orders.notifications
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-read") as reader:
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader,
+            ThreadPoolExecutor(1, thread_name_prefix="rebuild-write") as writer,
+        ):
             ahead = reader.submit(read, position, target, self.size)
+            written: Future[bool] | None = None
             while position < target:
                 notifications = ahead.result()
                 last = notifications[-1].id if notifications else target
                 if last < target:
                     ahead = reader.submit(read, last, target, self.size)
                 page = order_events(self.orders, notifications)
-                write(orders_of(page), partial(fold_page, events=page), Tracking(app, last))
+                args = (orders_of(page), partial(fold_page, events=page), Tracking(app, last))
+                if written is not None:
+                    written.result()
+                if in_background:
+                    written = writer.submit(write, *args)
+                else:
+                    write(*args)
                 position = last
                 self.read += len(notifications)
                 if self.on_page is not None:
                     self.on_page(position, target)
+            if written is not None:
+                written.result()
         return position
 
 
-def write_page(
-    shadow: OrderListView, order_ids: Collection[UUID], fold: Fold, tracking: Tracking
-) -> bool:
-    """One page into the rebuilt table, in a transaction of its own that does not wait for the
-    disk: a crash loses the rebuild, which starts afresh. Nothing else writes that table."""
-    with shadow.datastore.transaction(commit=True) as curs:
-        curs.execute("SET LOCAL synchronous_commit = off")
-        return shadow.apply_on(curs, order_ids, fold, tracking)
+class ShadowPages:
+    """Writes pages into the rebuilt table, each in a transaction of its own that does not wait
+    for the disk (a crash loses the rebuild, which starts afresh). Nothing else writes that
+    table, so the rows of the last page's orders are kept as written: one order's events lie
+    close together in the log, and the next page reads back only the orders it has not got."""
+
+    def __init__(self, shadow: OrderListView) -> None:
+        self.shadow = shadow
+        self.last: dict[UUID, OrderListRow] = {}
+
+    def write(self, order_ids: Collection[UUID], fold: Fold, tracking: Tracking) -> bool:
+        known = {i: self.last[i] for i in order_ids if i in self.last}
+        now: dict[UUID, OrderListRow] = {}
+
+        def folded(rows: Mapping[UUID, OrderListRow]) -> Mapping[UUID, OrderListRow]:
+            changed = fold(rows)
+            now.update(rows)
+            now.update(changed)
+            return changed
+
+        with self.shadow.datastore.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit = off")
+            written = self.shadow.apply_on(curs, order_ids, folded, tracking, known)
+        self.last = now
+        return written
 
 
 @contextmanager

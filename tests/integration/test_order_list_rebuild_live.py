@@ -18,6 +18,7 @@ from domain.views import OrderView
 from projections.order_list import OrderListView
 from projections.order_list.projection import fold_page
 from services import advisory_locks
+from services.bench.rebuild import bench_rebuild
 from services.engine.event_store import Orders, orders_env
 from services.projector import open_order_list
 from services.projector.rebuild import rebuild_order_list
@@ -223,3 +224,18 @@ def test_projector_follows_a_concurrent_rebuild_and_stops_cleanly(
     row = view.get(order.id)
     assert row is not None
     assert row.view.status is Status.PENDING_APPROVAL
+
+
+def test_the_rebuild_bench_rebuilds_beside_live_traffic_and_prints_its_figures(
+    small: Settings,
+) -> None:
+    figures = bench_rebuild(small, orders_count=200, in_flight=50)
+
+    assert figures.filled == 200 * 5
+    assert figures.report.events >= figures.filled
+    assert figures.report.comparison.equal
+    assert figures.traffic.totals
+    assert figures.traffic.never_shrank
+    assert figures.listed_after
+    assert "events/s" in figures.lines()[1]
+    assert figures.lines()[2] == f"rows equal: {figures.report.comparison.rows}"

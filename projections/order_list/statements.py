@@ -70,4 +70,3 @@ SELECT_PAGE = {
     )
 }
 """One statement, one snapshot: the total and the page agree, even on an empty page."""
-TRUNCATE = "TRUNCATE {table}"

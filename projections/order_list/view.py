@@ -81,10 +81,6 @@ class OrderListView(PostgresTrackingRecorder):
         self.select_page_statements = {
             key: self.sql(text) for key, text in statements.SELECT_PAGE.items()
         }
-        self.delete_rows_statement = self.sql(statements.TRUNCATE)
-        self.delete_tracking_statement = SQL(
-            "DELETE FROM {0}.{1} WHERE application_name <> %s"
-        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
 
     def create_table(self) -> None:
         """Create the tables if missing. Processes that start together on a fresh database (the
@@ -160,14 +156,6 @@ class OrderListView(PostgresTrackingRecorder):
         """Record a position that changes no row (an event of another aggregate); idempotent
         like `save`."""
         self.save((), tracking)
-
-    def reset(self) -> None:
-        """Empty the view: every row and every tracking position, in one transaction (the
-        tracking table's own migration marker stays)."""
-        with self.datastore.transaction(commit=True) as curs:
-            self.take_write_lock(curs)
-            curs.execute(self.delete_rows_statement)
-            curs.execute(self.delete_tracking_statement, (self.table_migration_identifier,))
 
     @staticmethod
     def take_write_lock(curs: Cursor[DictRow]) -> None:

@@ -119,6 +119,8 @@ class RebuildFigures:
     report: RebuildReport
     traffic: LiveTraffic
     listed_after: bool
+    load: str
+    """The machine's load average when the rebuild ended (other work on the same cores)."""
 
     def lines(self) -> list[str]:
         r, t, c = self.report, self.traffic, self.report.comparison
@@ -127,8 +129,8 @@ class RebuildFigures:
             f"store: {self.filled} order events, filled in {self.fill_seconds:.1f} s",
             (
                 f"rebuild: {r.events} events in {r.seconds:.2f} s ="
-                f" {r.events_per_second:,.0f} events/s, swapped in at position {r.position};"
-                f" projector paused {r.paused_seconds * 1000:.0f} ms"
+                f" {r.events_per_second:,.0f} events/s ({r.cpu_seconds:.2f} s of CPU), swapped"
+                f" in at position {r.position}; projector paused {r.paused_seconds * 1000:.0f} ms"
             ),
             compared,
             (
@@ -138,7 +140,12 @@ class RebuildFigures:
                 f" {t.slowest_read * 1000:.0f} ms; {t.events_written} events written meanwhile"
             ),
             f"orders written after the swap listed by the projector: {self.listed_after}",
+            f"load average of the machine (1, 5, 15 min): {self.load}",
         ]
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def bench_rebuild(settings: Settings, orders_count: int, in_flight: int) -> RebuildFigures:
@@ -158,6 +165,7 @@ def bench_rebuild(settings: Settings, orders_count: int, in_flight: int) -> Rebu
                     busy = pool.submit(live_traffic, bench, orders, stop, traffic)
                     try:
                         report = rebuild_order_list(orders, live)
+                        load = load_average()
                     finally:
                         stop.set()
                     busy.result()
@@ -165,4 +173,4 @@ def bench_rebuild(settings: Settings, orders_count: int, in_flight: int) -> Rebu
         finally:
             live.close()
             orders.close()
-    return RebuildFigures(filled, fill_seconds, report, traffic, listed_after)
+    return RebuildFigures(filled, fill_seconds, report, traffic, listed_after, load)

@@ -64,7 +64,8 @@ def rebuild(
         raise typer.Exit(EXIT_UNAVAILABLE) from None
     typer.echo(
         f"{name.value} rebuilt: {report.events} events in {report.seconds:.2f} s"
-        f" ({report.events_per_second:.0f} events/s), swapped in at position {report.position}"
+        f" ({report.events_per_second:.0f} events/s; {report.cpu_seconds:.2f} s of CPU),"
+        f" swapped in at position {report.position}"
         f" (projector paused {report.paused_seconds * 1000:.0f} ms)"
     )
     comparison = report.comparison

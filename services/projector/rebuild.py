@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import cast
 from uuid import UUID
 
@@ -69,6 +69,9 @@ class RebuildReport:
     """From the start to the swap's commit, comparison included."""
     paused_seconds: float
     """The swap's transaction, during which the projector waited."""
+    cpu_seconds: float
+    """CPU time of this process meanwhile (all its threads): on a machine busy with other work,
+    what the rebuild would take were a core its own."""
     comparison: Comparison
 
     @property
@@ -88,7 +91,7 @@ def rebuild_order_list(
 
     The caller makes sure no other rebuild runs meanwhile (`services.projector`'s rebuild lock);
     a projector may run or not."""
-    started = perf_counter()
+    started, cpu_started = perf_counter(), process_time()
     shadow = shadow_of(live)
     recreate(shadow)
     pages, writes = Pages(orders, page_size, on_page), ShadowPages(shadow)
@@ -104,7 +107,7 @@ def rebuild_order_list(
         pages.catch_up(partial(shadow.apply_on, curs), position, target)
         comparison = compare(curs, live, shadow)
         swap(curs, live, shadow)
-    finished = perf_counter()
+    finished, cpu_finished = perf_counter(), process_time()
     if comparison.equal:
         with live.datastore.transaction(commit=True) as curs:
             drop(curs, previous_of(live))
@@ -113,6 +116,7 @@ def rebuild_order_list(
         position=target,
         seconds=finished - started,
         paused_seconds=finished - swapping,
+        cpu_seconds=cpu_finished - cpu_started,
         comparison=comparison,
     )
 

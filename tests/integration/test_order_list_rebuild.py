@@ -96,7 +96,7 @@ def test_rebuild_swaps_in_the_projected_rows_and_reports_them_equal(
     projected = rows_of(small, "order_list"), rows_of(small, "order_list_tracking")
     before = live_table_oid(small)
 
-    result = rebuild_cli(small, "--page-size", "4")  # orders spread over several pages
+    result = rebuild_cli(small, "--page-size", "4")
 
     assert result.exit_code == 0, result.output
     assert "events/s" in result.output
@@ -112,6 +112,20 @@ def test_rebuild_swaps_in_the_projected_rows_and_reports_them_equal(
         "order_list_attention_idx",
         "order_list_tracking_pkey",
     }
+
+
+def test_rebuild_in_pages_before_the_swap_gives_the_projected_rows(
+    small: Settings, orders: Orders, view: OrderListView
+) -> None:
+    several_orders(orders)
+    with projecting(small) as runner:
+        end = caught_up(runner, orders)
+    projected = rows_of(small, "order_list")
+
+    report = rebuild_order_list(orders, view, page_size=3, tail=0)  # orders over 3 pages and more
+
+    assert (report.events, report.position, report.comparison.equal) == (end, end, True)
+    assert rows_of(small, "order_list") == projected
 
 
 def test_rebuild_reports_the_rows_that_differ_and_keeps_the_replaced_table(

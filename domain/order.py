@@ -720,6 +720,10 @@ def status_after(event_name: str, side: Side) -> Status | None:
     """The status an order has after an event of this name (None: the event leaves it as it
     was): the lifecycle of DESIGN.md section 4 in one table, for the aggregate and for read
     models alike."""
+    return LIFECYCLE[side][event_name]
+
+
+def _lifecycle(side: Side) -> dict[str, Status | None]:
     buy = side is Side.BUY
     return {
         "Quoted": Status.QUOTED,
@@ -739,7 +743,12 @@ def status_after(event_name: str, side: Side) -> Status | None:
         "RefundRetried": Status.REFUND_PENDING,
         "ApprovalRecorded": None,
         "MovementUnresolved": None,
-    }[event_name]
+    }
+
+
+LIFECYCLE: dict[Side, dict[str, Status | None]] = {side: _lifecycle(side) for side in Side}
+"""Per side, the status after each event (None: unchanged); built once, read on every event
+the aggregate and the read models apply."""
 
 
 def checked_live_rate(live_rate: Decimal) -> Decimal:

@@ -78,6 +78,10 @@ class OrderView(BaseModel):
         them."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def public_json_text(self) -> str:
+        """`public_json()` as JSON text, made without building the dict first."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
 
 class ApprovalFact(BaseModel):
     """One operator's approval of an order, as operators see it."""
@@ -144,8 +148,9 @@ class OpsFacts(BaseModel):
                 changes["failure_reason"] = None
             case _:
                 pass
-        if status_after(type(event).__name__, Side(event.side)) is not None:
-            changes.setdefault("unresolved", None)
+        settles = status_after(type(event).__name__, Side(event.side)) is not None
+        if settles and self.unresolved is not None:
+            changes["unresolved"] = None
         return self.model_copy(update=changes) if changes else self
 
     def needs_attention(self, status: Status) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import LiteralString
 
+from projections.order_list.view import WRITES_LOCK
+
 # ------------------------------------------------------------------ leaders
 # Session locks, taken with pg_try_advisory_lock and held while the process runs: the one
 # active instance holds it, a second waits as a standby.
@@ -20,8 +22,9 @@ RELAY = 7_031_001
 SWEEPER = 7_031_002
 """The expiry sweeper (services/sweeper)."""
 ORDER_LIST_WRITER = 7_031_003
-"""The `order_list` view's writer: the projector, or `otc projections rebuild` (refused while a
-projector holds it)."""
+"""The `order_list` view's writer, the projector: a second one waits as a standby."""
+ORDER_LIST_REBUILD = 7_031_005
+"""`otc projections rebuild order-list`: one at a time (a second one is refused)."""
 
 # ------------------------------------------------------------------ schema creation
 # Held while creating tables (CREATE ... IF NOT EXISTS), so that processes which start together
@@ -38,6 +41,14 @@ WEBHOOKS_SCHEMA = 0x5745_4248_4F4F_4B53  # "WEBHOOKS"
 """The `webhooks` schema of endpoints and deliveries."""
 PARKED_MOVEMENTS_SCHEMA = 0x574F_524B_5041_524B  # "WORKPARK"
 """The workers' table of parked movements."""
+
+# ------------------------------------------------------------------ shared and exclusive
+
+ORDER_LIST_WRITES = WRITES_LOCK
+"""Every write transaction of the `order_list` view holds it shared, from its first statement;
+the rebuild's swap holds it exclusively, so the projector pauses while the rebuilt table is
+caught up, compared and swapped in. Defined beside the view (projections/order_list/view.py),
+which may not import services."""
 
 # ------------------------------------------------------------------ one statement at a time
 

@@ -1,35 +1,49 @@
 """The `order_list` read model: one row per order, for the list and detail routes.
 
-Every write records its row changes and this view's tracking position in ONE transaction, so a
-notification of the event store is applied exactly once: a notification already tracked is
-skipped whole, and a row never goes back to an older version (the `version` guard of the upsert).
-The same transaction announces the position on the channel `order_list_position`
-(`POSITION_CHANNEL`, the position as the payload): PostgreSQL delivers it at commit, so a
-listener (the gateway, for read-your-writes) hears of a position once its rows are visible.
+Every write reads the rows it changes, folds them and records them with this view's tracking
+position in ONE transaction, so a notification of the event store is applied exactly once: a
+notification already tracked is skipped whole, and a row never goes back to an older version
+(the `version` guard of the upsert). Each write transaction first takes the `WRITES_LOCK`
+advisory lock shared: the rebuild takes it exclusively while it swaps a rebuilt table in, and
+so pauses every writer at the start of a transaction, before it has read anything.
+
+The same transaction announces the position on the channel `<table>_position` (for the live
+view `order_list_position`, `POSITION_CHANNEL`; the position as the payload): PostgreSQL
+delivers it at commit, so a listener (the gateway, for read-your-writes) hears of a position
+once its rows are visible.
+
 The public view of an order is stored as its camelCase JSON (`OrderView.public_json()`), so the
 read side returns the very `OrderView` the projection built, decimals and timestamps unchanged.
+
+A view is one table and its tracking table: `order_list` and `order_list_tracking` for the live
+one; the rebuild writes another pair of the same schema beside it (`table_name=`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
-from psycopg.types.json import Jsonb
 
 from domain.order import Status
 from domain.views import OpsFacts, OrderView
+from projections.order_list import statements
+from projections.order_list.statements import INDEX_SUFFIXES
 
 ORDER_LIST_TABLE = "order_list"
 POSITION_CHANNEL = f"{ORDER_LIST_TABLE}_position"
 CREATE_TABLE_ATTEMPTS = 5
+WRITES_LOCK = 7_031_004
+"""The advisory lock every write transaction of the view holds shared, and the rebuild's swap
+exclusively (`services.advisory_locks.ORDER_LIST_WRITES`)."""
 
 
 @dataclass(frozen=True)
@@ -49,85 +63,32 @@ class OrderListRow:
         return self.view.id
 
 
+Fold = Callable[[Mapping[UUID, OrderListRow]], Mapping[UUID, OrderListRow]]
+"""From the rows a write read (by order id; absent: no row yet), the rows it changes."""
+
+
 class OrderListView(PostgresTrackingRecorder):
     def __init__(
         self,
         datastore: PostgresDatastore,
         *,
-        tracking_table_name: str = f"{ORDER_LIST_TABLE}_tracking",
+        table_name: str = ORDER_LIST_TABLE,
+        tracking_table_name: str | None = None,
         **kwargs: Any,  # noqa: ANN401 - passed on to eventsourcing's recorder
     ) -> None:
-        super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
-        self.table_name = ORDER_LIST_TABLE
-        self.sql_create_statements.extend(
-            self._sql(statement)
-            for statement in (
-                (
-                    "CREATE TABLE IF NOT EXISTS {table} ("
-                    " id uuid PRIMARY KEY,"
-                    " customer_id uuid NOT NULL,"
-                    " side text NOT NULL,"
-                    " status text NOT NULL,"
-                    " created_at timestamptz NOT NULL,"
-                    " updated_at timestamptz NOT NULL,"
-                    " version bigint NOT NULL,"
-                    " position bigint NOT NULL,"
-                    " view jsonb NOT NULL)"
-                ),
-                (
-                    "CREATE INDEX IF NOT EXISTS {customer_index}"
-                    " ON {table} (customer_id, created_at DESC, id DESC)"
-                ),
-                "CREATE INDEX IF NOT EXISTS {status_index} ON {table} (status, created_at)",
-                # Added with operator facts: rows written before have none until a rebuild.
-                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS ops jsonb NOT NULL DEFAULT '{{}}'",
-                (
-                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS"
-                    " needs_attention boolean NOT NULL DEFAULT false"
-                ),
-                (
-                    "CREATE INDEX IF NOT EXISTS {attention_index} ON {table} (created_at)"
-                    " WHERE needs_attention"
-                ),
-            )
+        super().__init__(
+            datastore, tracking_table_name=tracking_table_name or f"{table_name}_tracking", **kwargs
         )
-        self.upsert_statement = self._sql(
-            "INSERT INTO {table} AS existing"
-            " (id, customer_id, side, status, created_at, updated_at, version, position, view,"
-            " ops, needs_attention)"
-            " VALUES (%(id)s, %(customer_id)s, %(side)s, %(status)s, %(created_at)s,"
-            " %(updated_at)s, %(version)s, %(position)s, %(view)s, %(ops)s, %(needs_attention)s)"
-            " ON CONFLICT (id) DO UPDATE SET"
-            " customer_id = EXCLUDED.customer_id, side = EXCLUDED.side,"
-            " status = EXCLUDED.status, created_at = EXCLUDED.created_at,"
-            " updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,"
-            " position = EXCLUDED.position, view = EXCLUDED.view, ops = EXCLUDED.ops,"
-            " needs_attention = EXCLUDED.needs_attention"
-            " WHERE existing.version < EXCLUDED.version"
-        )
-        columns = "customer_id, version, position, view, ops"
-        self.select_by_ids_statement = self._sql(
-            f"SELECT {columns} FROM {{table}} WHERE id = ANY(%s)"  # noqa: S608 - constant text
-        )
-        # One statement, one snapshot: the total and the page agree, even on an empty page.
+        self.table_name = table_name
+        self.sql_create_statements.extend(self.sql(text) for text in statements.CREATE)
+        self.upsert_statement = self.sql(statements.UPSERT)
+        self.copy_statement = self.sql(statements.COPY)
+        self.select_by_ids_statement = self.sql(statements.SELECT_BY_IDS)
         self.select_page_statements = {
-            key: self._sql(
-                "SELECT matching.total, page.* FROM"  # noqa: S608 - constant text
-                f" (SELECT count(*) AS total FROM {{table}} WHERE {where}) AS matching"
-                f" LEFT JOIN LATERAL (SELECT {columns} FROM {{table}} WHERE {where}"
-                f" ORDER BY {order} LIMIT %s OFFSET %s) AS page ON true"
-            )
-            for key, where, order in (
-                ("customer", "customer_id = %s", "created_at DESC, id DESC"),
-                ("status", "status = ANY(%s)", "created_at, id"),
-                ("attention", "needs_attention AND %s", "created_at, id"),
-            )
+            key: self.sql(text) for key, text in statements.SELECT_PAGE.items()
         }
         self.notify_statement = SQL("SELECT pg_notify(%s, %s)")
-        self.delete_rows_statement = self._sql("TRUNCATE {table}")
-        self.delete_tracking_statement = SQL(
-            "DELETE FROM {0}.{1} WHERE application_name <> %s"
-        ).format(Identifier(self.datastore.schema), Identifier(self.tracking_table_name))
+        self.position_channel = f"{table_name}_position"
 
     def create_table(self) -> None:
         """Create the tables if missing. Processes that start together on a fresh database (the
@@ -143,31 +104,60 @@ class OrderListView(PostgresTrackingRecorder):
             else:
                 return
 
-    def _sql(self, text: str) -> Composed:
+    def sql(self, text: str) -> Composed:
+        """`text` with `{table}`, `{tracking}` and `{<index suffix>}` named for this view."""
         schema = Identifier(self.datastore.schema)
         return SQL(text).format(
             table=Composed([schema, SQL("."), Identifier(self.table_name)]),
-            customer_index=Identifier(f"{self.table_name}_customer_created_idx"),
-            status_index=Identifier(f"{self.table_name}_status_created_idx"),
-            attention_index=Identifier(f"{self.table_name}_attention_idx"),
+            tracking=Composed([schema, SQL("."), Identifier(self.tracking_table_name)]),
+            **{suffix: Identifier(f"{self.table_name}_{suffix}") for suffix in INDEX_SUFFIXES},
         )
 
     # ------------------------------------------------------------------ writes
 
-    def save(self, rows: Iterable[OrderListRow], tracking: Tracking) -> bool:
-        """Upsert rows, record `tracking` and announce it, in one transaction. A position this
-        view already tracked changes nothing (False): a redelivered notification is not applied
-        twice. Should another writer record the position meanwhile, the tracking insert fails
-        and the whole transaction, rows included, rolls back (and nothing is announced)."""
+    def apply(self, order_ids: Collection[UUID], fold: Fold, tracking: Tracking) -> bool:
+        """Read these orders' rows, fold them and write what changed, recording `tracking`, in
+        one transaction (see `apply_on`)."""
         with self.datastore.transaction(commit=True) as curs:
-            reached = self._max_tracking_id(tracking.application_name, curs)
-            if reached is not None and reached >= tracking.notification_id:
+            self.take_write_lock(curs)
+            return self.apply_on(curs, order_ids, fold, tracking)
+
+    def apply_on(
+        self,
+        curs: Cursor[DictRow],
+        order_ids: Collection[UUID],
+        fold: Fold,
+        tracking: Tracking,
+        known: Mapping[UUID, OrderListRow] | None = None,
+    ) -> bool:
+        """`apply` within the caller's transaction. A position this view already tracked
+        changes nothing (False): a redelivered notification is not applied twice. Rows new to
+        the table are copied into it, the others upserted. `known` are rows of these orders the
+        caller holds as they are in the table (the only writer, the rebuild): not read again."""
+        if self.reached(curs, tracking):
+            return False
+        known = known or {}
+        found = {**known, **self._rows_on(curs, [i for i in order_ids if i not in known])}
+        changed = fold(found)
+        new = [row for order_id, row in changed.items() if order_id not in found]
+        if new:
+            with curs.copy(self.copy_statement) as copy:
+                for row in new:
+                    copy.write_row(self.values(row))
+        self._upsert(curs, (row for order_id, row in changed.items() if order_id in found))
+        self._track(curs, tracking)
+        return True
+
+    def save(self, rows: Iterable[OrderListRow], tracking: Tracking) -> bool:
+        """Upsert rows and record `tracking`, in one transaction; a tracked position changes
+        nothing (False). Should another writer record the position meanwhile, the tracking
+        insert fails and the whole transaction, rows included, rolls back."""
+        with self.datastore.transaction(commit=True) as curs:
+            self.take_write_lock(curs)
+            if self.reached(curs, tracking):
                 return False
-            params = [self._params(row) for row in rows]
-            if params:
-                curs.executemany(self.upsert_statement, params)
-            self._insert_tracking(curs, tracking)
-            curs.execute(self.notify_statement, (POSITION_CHANNEL, str(tracking.notification_id)))
+            self._upsert(curs, rows)
+            self._track(curs, tracking)
         return True
 
     def insert_tracking(self, tracking: Tracking) -> None:
@@ -175,29 +165,46 @@ class OrderListView(PostgresTrackingRecorder):
         like `save`."""
         self.save((), tracking)
 
-    def reset(self) -> None:
-        """Empty the view: every row and every tracking position, in one transaction (the
-        tracking table's own migration marker stays)."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(self.delete_rows_statement)
-            curs.execute(self.delete_tracking_statement, (self.table_migration_identifier,))
+    @staticmethod
+    def take_write_lock(curs: Cursor[DictRow]) -> None:
+        curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITES_LOCK,))
+
+    def reached(self, curs: Cursor[DictRow], tracking: Tracking) -> bool:
+        """Whether this view has applied the notification `tracking` names already."""
+        position = self._max_tracking_id(tracking.application_name, curs)
+        return position is not None and position >= tracking.notification_id
+
+    def position_on(self, curs: Cursor[DictRow], application_name: str) -> int:
+        """The position this view has reached, read in the caller's transaction."""
+        return self._max_tracking_id(application_name, curs) or 0
+
+    def _track(self, curs: Cursor[DictRow], tracking: Tracking) -> None:
+        """Record the position and announce it (delivered at commit)."""
+        self._insert_tracking(curs, tracking)
+        curs.execute(self.notify_statement, (self.position_channel, str(tracking.notification_id)))
+
+    def _upsert(self, curs: Cursor[DictRow], rows: Iterable[OrderListRow]) -> None:
+        params = [self.values(row) for row in rows]
+        if params:
+            curs.executemany(self.upsert_statement, params)
 
     @staticmethod
-    def _params(row: OrderListRow) -> dict[str, object]:
+    def values(row: OrderListRow) -> tuple[object, ...]:
+        """The row's column values, in the order of `COLUMNS`."""
         view = row.view
-        return {
-            "id": view.id,
-            "customer_id": row.customer_id,
-            "side": view.side.value,
-            "status": view.status.value,
-            "created_at": view.created_at,
-            "updated_at": view.updated_at,
-            "version": row.version,
-            "position": row.position,
-            "view": Jsonb(view.public_json()),
-            "ops": Jsonb(row.ops.model_dump(mode="json", by_alias=True)),
-            "needs_attention": row.ops.needs_attention(view.status),
-        }
+        return (
+            view.id,
+            row.customer_id,
+            view.side.value,
+            view.status.value,
+            view.created_at,
+            view.updated_at,
+            row.version,
+            row.position,
+            view.public_json_text(),
+            row.ops.model_dump_json(by_alias=True),
+            row.ops.needs_attention(view.status),
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -208,8 +215,15 @@ class OrderListView(PostgresTrackingRecorder):
         if not order_ids:
             return {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_by_ids_statement, (list(order_ids),))
-            rows = [self._row(found) for found in curs.fetchall()]
+            return self._rows_on(curs, order_ids)
+
+    def _rows_on(
+        self, curs: Cursor[DictRow], order_ids: Collection[UUID]
+    ) -> dict[UUID, OrderListRow]:
+        if not order_ids:
+            return {}
+        curs.execute(self.select_by_ids_statement, (list(order_ids),))
+        rows = [self._row(found) for found in curs.fetchall()]
         return {row.order_id: row for row in rows}
 
     def list_for_customer(

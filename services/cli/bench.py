@@ -1,4 +1,4 @@
-"""`otc bench engine|api|webhooks|provider`: the benchmarks of services/bench/, which print
+"""`otc bench engine|api|webhooks|provider|rebuild`: the benchmarks of services/bench/, which print
 figures."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import typer
 from services.bench.api import bench_api
 from services.bench.engine import bench_engine
 from services.bench.provider import bench_provider
+from services.bench.rebuild import bench_rebuild
 from services.bench.report import write_section
 from services.bench.webhooks import bench_webhooks
 from services.settings import Settings
@@ -110,3 +111,25 @@ def provider_command(
     )
     for line in figures.lines():
         typer.echo(line)
+
+
+@bench_app.command("rebuild")
+def rebuild_command(
+    *,
+    orders: int = typer.Option(20_000, help="order lifecycles in the store (5 events each)"),
+    in_flight: int = typer.Option(
+        2_000, help="orders in flight while filling: how far apart one order's events lie"
+    ),
+    record: Annotated[
+        bool, typer.Option("--record", help="also write the figures into docs/benchmarks.md")
+    ] = False,
+) -> None:
+    """Events/s of `otc projections rebuild order-list` on a store of its own, with the
+    projector running and orders written and listed meanwhile; the comparison it ends with."""
+    settings = Settings()
+    figures = bench_rebuild(settings, orders, in_flight)
+    for line in figures.lines():
+        typer.echo(line)
+    if record:
+        command = f"otc bench rebuild --orders {orders} --in-flight {in_flight}"
+        write_section("rebuild", command, figures.lines(), settings)

@@ -6,13 +6,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Recording, StoredEvent
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Notification,
+    Recording,
+    StoredEvent,
+    UUIDAsHex,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresRecorder
+from psycopg.rows import tuple_row
 
 from domain.idempotency import IdempotencyKey
 from domain.order import Order
@@ -21,10 +28,34 @@ from services.pg import harden_datastore
 from services.settings import Settings
 
 
+class UUIDFromHex(UUIDAsHex):
+    """The library's `UUIDAsHex`, decoding a stored id without `UUID.__init__`'s parsing of
+    every spelling of a UUID: the store holds 32 hex digits, and reading them this way halves
+    the cost of the two or three ids of every event (a tenth of a rebuild's time)."""
+
+    def decode(self, data: str) -> UUID:
+        if len(data) != HEX_DIGITS:
+            return UUID(data)
+        value = int(data, 16)
+        if value < 0:
+            return UUID(data)  # refused as UUID() refuses it
+        decoded = object.__new__(UUID)
+        object.__setattr__(decoded, "int", value)
+        object.__setattr__(decoded, "is_safe", SafeUUID.unknown)
+        return decoded
+
+
+HEX_DIGITS = 32
+
+
 class Orders(Application[UUID]):
     """Synchronous, like eventsourcing itself: call it through `asyncio.to_thread`."""
 
     name = "Orders"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(UUIDFromHex())
 
     def order(self, order_id: UUID, version: int | None = None) -> Order | None:
         try:
@@ -99,6 +130,39 @@ class Orders(Application[UUID]):
             if len(page) < page_size:
                 return histories
             position = page[-1].id + 1
+
+    def notifications(self, after: int, upto: int, limit: int) -> list[Notification]:
+        """At most `limit` notifications after position `after`, up to `upto` included: the
+        rebuild's pages, read in PostgreSQL's binary format (half the time of the library's
+        `select_notifications`, which reads the state as hex text)."""
+        recorder = self.recorder
+        if not isinstance(recorder, PostgresApplicationRecorder):
+            return list(
+                recorder.select_notifications(
+                    start=after, limit=limit, stop=upto, inclusive_of_start=False
+                )
+            )
+        query = (
+            "SELECT notification_id, originator_id, originator_version, topic, state"  # noqa: S608 - library identifiers
+            f" FROM {recorder.datastore.schema}.{recorder.events_table_name}"
+            " WHERE notification_id > %s AND notification_id <= %s"
+            " ORDER BY notification_id LIMIT %s"
+        )
+        with (
+            recorder.datastore.get_connection() as conn,
+            conn.cursor(binary=True, row_factory=tuple_row) as curs,
+        ):
+            curs.execute(query, (after, upto, limit))
+            return [
+                Notification(
+                    id=notification_id,
+                    originator_id=originator_id,
+                    originator_version=originator_version,
+                    topic=topic,
+                    state=state,
+                )
+                for notification_id, originator_id, originator_version, topic, state in curs
+            ]
 
     def _get_or_none(self, aggregate_id: UUID) -> Aggregate | None:
         try:

@@ -1,8 +1,9 @@
 """The projector: the `order_list` read model, kept by `python -m services.projector` and
-rebuilt by `otc projections rebuild order-list`.
+rebuilt beside it by `otc projections rebuild order-list` (`services.projector.rebuild`).
 
-Both write the view only while they hold one PostgreSQL advisory lock, so a rebuild never
-interleaves with a running projector, and a second projector waits as a standby.
+A projector writes the view only while it holds the writer lock, so a second one waits as a
+standby; a rebuild holds a lock of its own, so that one runs at a time, and runs while a
+projector serves the live table.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ def open_order_list(settings: Settings) -> OrderListView:
 
 def take_writer_lock(conn: psycopg.Connection[Any]) -> bool:
     """Try to take the view's writer lock on this connection (held until it closes)."""
-    row = conn.execute(
-        "SELECT pg_try_advisory_lock(%s)", (advisory_locks.ORDER_LIST_WRITER,)
-    ).fetchone()
+    return _try_lock(conn, advisory_locks.ORDER_LIST_WRITER)
+
+
+def take_rebuild_lock(conn: psycopg.Connection[Any]) -> bool:
+    """Try to take the rebuild's lock on this connection (held until it closes)."""
+    return _try_lock(conn, advisory_locks.ORDER_LIST_REBUILD)
+
+
+def _try_lock(conn: psycopg.Connection[Any], key: int) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
     return row is not None and bool(row[0])

@@ -56,7 +56,7 @@ def follow_once(settings: Settings, stopping: threading.Event, working: Callable
         told = False
         while not take_writer_lock(lock_conn):
             if not told:
-                log.info("another projector or a rebuild writes order_list; waiting")
+                log.info("another projector writes order_list; waiting")
                 told = True
             if stopping.wait(STANDBY_POLL_SECONDS):
                 return

@@ -1,6 +1,6 @@
 """The `order_list` read model on PostgreSQL: built by eventsourcing's projection runner from the
-`Orders` notification log, exactly once, listed per customer and per status, and rebuilt from
-zero to the very same rows."""
+`Orders` notification log, exactly once, listed per customer and per status. Its rebuild:
+test_order_list_rebuild.py."""
 
 from __future__ import annotations
 
@@ -18,14 +18,11 @@ import pytest
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import ProjectionRunner
 from psycopg import sql
-from typer.testing import CliRunner
 
 from domain.idempotency import IdempotencyKey
 from domain.order import Order, Side, Status
 from domain.views import OrderView
 from projections.order_list import OrderListProjection, OrderListView
-from services.cli import app as otc
-from services.cli.projections import rebuild_order_list
 from services.engine.event_store import Orders, orders_env
 from services.projector import open_order_list, projector_env
 from services.settings import Settings
@@ -331,67 +328,7 @@ def test_an_older_version_of_a_row_never_replaces_a_newer_one(
     assert view.max_tracking_id(APP) == end + 1
 
 
-# ---------------------------------------------------------------- rebuild
-
-
-def test_rebuild_reproduces_the_projected_rows_and_position(
-    small: Settings, orders: Orders
-) -> None:
-    desk, other = customer_desk(), customer_desk(5)
-    for side in Side:
-        place_stepwise(orders, desk, side, COMPLETED[side])
-        place_stepwise(orders, other, side, [confirm, reject])
-    with_key(orders, desk, drive(desk.quote(Side.BUY), desk, [lapse]))
-    with projecting(small) as runner:
-        caught_up(runner, orders)
-    projected = rows_of(small, "order_list"), rows_of(small, "order_list_tracking")
-    with psycopg.connect(small.conninfo()) as conn:  # damage the view: rebuild must not care
-        conn.execute("UPDATE order_list SET status = 'cancelled', version = 99")
-        conn.execute("DELETE FROM order_list WHERE side = 'sell'")
-
-    result = CliRunner().invoke(
-        otc, ["projections", "rebuild", "order-list", "--page-size", "4"], env=small.to_env()
-    )
-
-    assert result.exit_code == 0, result.output
-    assert "events/s" in result.output
-    assert (rows_of(small, "order_list"), rows_of(small, "order_list_tracking")) == projected
-    assert len(projected[0]) == 5
-
-
-def test_rebuild_of_an_empty_log_leaves_an_empty_view(orders: Orders, view: OrderListView) -> None:
-    report = rebuild_order_list(orders, view)
-
-    assert (report.events, report.position) == (0, 0)
-    assert view.list_by_status(list(Status), page=1, limit=10) == ([], 0)
-
-
 # ---------------------------------------------------------------- the projector process
-
-
-def test_projector_follows_refuses_a_concurrent_rebuild_and_stops_cleanly(
-    small: Settings, orders: Orders, view: OrderListView
-) -> None:
-    desk = customer_desk()
-    projector = Process("services.projector", small).start()
-    try:
-        projector.wait_for_log(PROJECTOR_READY)
-        order = place_stepwise(orders, desk, Side.BUY, [confirm, debit])
-        end = orders.recorder.max_notification_id()
-        view.wait(APP, end, timeout=10)
-
-        busy = CliRunner().invoke(otc, ["projections", "rebuild", "order-list"], env=small.to_env())
-    finally:
-        projector.stop()
-
-    assert projector.proc is not None
-    assert projector.proc.returncode == 0, projector.tail()
-    assert "projector: stopped" in projector.tail()
-    assert busy.exit_code == 2
-    assert "stop it first" in busy.output
-    row = view.get(order.id)
-    assert row is not None
-    assert row.view.status is Status.PENDING_APPROVAL
 
 
 def test_projector_exits_with_an_error_when_an_event_cannot_be_applied(

@@ -37,6 +37,7 @@ from projections.order_list import (
     OrderListView,
     row_after,
 )
+from projections.order_list.view import Fold
 from tests.unit.strategies import ANY_RATE, at_live
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -330,11 +331,8 @@ class FakeView:
     writes: list[tuple[list[OrderListRow], Tracking]] = field(default_factory=list)
     tracked_only: list[Tracking] = field(default_factory=list)
 
-    def get_many(self, order_ids: Iterable[UUID]) -> dict[UUID, OrderListRow]:
-        return {i: self.rows[i] for i in order_ids if i in self.rows}
-
-    def save(self, rows: Iterable[OrderListRow], tracking: Tracking) -> bool:
-        written = list(rows)
+    def apply(self, order_ids: Iterable[UUID], fold: Fold, tracking: Tracking) -> bool:
+        written = list(fold({i: self.rows[i] for i in order_ids if i in self.rows}).values())
         self.rows.update({row.order_id: row for row in written})
         self.writes.append((written, tracking))
         return True

@@ -321,6 +321,7 @@ class EngineService:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=kafka.BATCH_WAIT_MS,
+            fetch_max_wait_ms=kafka.FETCH_WAIT_MS,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,  # services/offsets.py commits
             parser=without_reply_to,

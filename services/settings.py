@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         description="an accepted API key is trusted this long without reading the database "
         "again, so a revoked key stops working within it (0: every request reads it)",
     )
+    console_session_seconds: float = Field(
+        default=8 * 3600.0,
+        gt=0,
+        description="how long an operator stays signed in to the console (one shift)",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="Retry-After of a 503 answered while a dependency is away"
     )

@@ -19,7 +19,9 @@ from services.settings import Settings
 async def open_upstreams(
     settings: Settings,
 ) -> AsyncIterator[tuple[PricingPort, WalletBalancePort]]:
-    """Pricing and live wallet balances, for the engine."""
+    """Pricing and live wallet balances: for the engine, which prices, and for the gateway,
+    which shows live wallet balances and, in its operator console, the live rate beside an
+    order's indicative one (the engine prices again on approval)."""
     if settings.upstreams == "fake":
         yield FakePricing(), FakeWalletBalances()
         return
@@ -36,20 +38,6 @@ async def open_upstreams(
         )
         stack.push_async_callback(chain.aclose)
         yield HttpProviderPricing(provider, retry=retry), HttpChain(chain, retry=retry)
-
-
-@asynccontextmanager
-async def open_balances(settings: Settings) -> AsyncIterator[WalletBalancePort]:
-    """Live wallet balances only, for the gateway: it never prices (the engine does), so it
-    holds no client of the provider."""
-    if settings.upstreams == "fake":
-        yield FakeWalletBalances()
-        return
-    chain = upstream_client(settings.chain_url, timeout_seconds=settings.upstream_timeout_seconds)
-    try:
-        yield HttpChain(chain, retry=RetryPolicy.from_settings(settings))
-    finally:
-        await chain.aclose()
 
 
 @asynccontextmanager

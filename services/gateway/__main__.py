@@ -20,6 +20,9 @@ from services.command_client import CommandClient
 from services.engine.event_store import open_orders
 from services.gateway.app import create_app
 from services.gateway.auth import Credentials
+from services.gateway.console.ports import ConsolePorts
+from services.gateway.console.rates import LiveRates
+from services.gateway.console.sessions import Sessions
 from services.gateway.ports import Gateway
 from services.gateway.positions import (
     PositionListener,
@@ -29,11 +32,12 @@ from services.gateway.positions import (
 )
 from services.gateway.readiness import KafkaLags, Readiness, StoreLags
 from services.logs import configure_logging
+from services.monitor.results import MonitorResults
 from services.projector import open_order_list
 from services.resilience import Backoff, Dependency, Outages
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
-from services.upstreams import open_balances
+from services.upstreams import open_upstreams
 from services.vitals import process_name, vitals_running
 from services.webhooks.endpoints import open_webhook_endpoints
 
@@ -68,7 +72,8 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
             commands = CommandClient(settings, instance_id=f"gateway-{uuid.uuid4().hex[:12]}")
             await commands.start()
             stack.push_async_callback(commands.stop_quietly)
-            balances = await stack.enter_async_context(open_balances(settings))
+            pricing, balances = await stack.enter_async_context(open_upstreams(settings))
+            findings = await stack.enter_async_context(MonitorResults(settings))
             store_lags = await stack.enter_async_context(StoreLags(settings))
             kafka_lags = KafkaLags(settings)
             stack.push_async_callback(kafka_lags.close)
@@ -95,6 +100,12 @@ def lifespan_for(settings: Settings, outages: Outages) -> object:
                 dual_control_eur=settings.dual_control_eur,
                 readiness=Readiness(settings, store_lags, kafka_lags).report,
                 retry_after_seconds=settings.retry_after_seconds,
+                console=ConsolePorts(
+                    sessions=Sessions(settings.console_session_seconds),
+                    live_rates=LiveRates(pricing),
+                    findings=findings.findings,
+                    collar_bps=settings.approval_collar_bps,
+                ),
             )
             log.info(
                 "gateway: listening on http://%s:%d", settings.gateway_host, settings.gateway_port

@@ -7,7 +7,8 @@ answered as a problem. Where to look for the rest:
 - positions.py: how far the order list has got, heard from the projector (read-your-writes);
 - queries.py: the reads (the `order_list` read model, resources, balances, history);
 - ports.py: the gateway's collaborators, built by its composition root (__main__.py);
-- contract.py: the OpenAPI document, completed from each route's errors and scope."""
+- contract.py: the OpenAPI document, completed from each route's errors and scope;
+- console/: the operator console at /console (HTML pages over the same commands and reads)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway.asyncapi import router as asyncapi
+from services.gateway.console.routes import install as install_console
 from services.gateway.contract import TAGS, Api, operation_id
 from services.gateway.headers import RETRYABLE
 from services.gateway.health import health
@@ -61,6 +63,7 @@ def create_app(
     app.include_router(webhook_endpoints)
     app.include_router(health)
     app.include_router(asyncapi)
+    install_console(app)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -28,7 +28,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.idempotency import parse_key
 from domain.views import OrderView
 from services.auth.principal import Principal
-from services.command_client import CommandTimeoutError
+from services.command_client import Answered, CommandTimeoutError
 from services.contracts import ReplyEnvelope
 from services.gateway.auth import Operator, Writer
 from services.gateway.ports import Gateway, GatewayDep
@@ -77,8 +77,9 @@ def envelope_fields(
     }
 
 
-async def run_command(gw: Gateway, command: c.Command, success: int) -> Response:
-    """Send, wait for the reply, answer it; wait for the read model before answering a write."""
+async def exchange(gw: Gateway, command: c.Command) -> Answered:
+    """Send and wait for the reply: one request per `Idempotency-Key` in flight, no reply in
+    time answered as COMMAND_TIMEOUT (the command may still complete)."""
     bind(order_id=command.order_id, command_id=command.command_id)  # the request's log lines
     flight = (command.customer_id, command.idempotency_key) if command.idempotency_key else None
     if flight is not None:
@@ -87,9 +88,8 @@ async def run_command(gw: Gateway, command: c.Command, success: int) -> Response
                 ErrorCode.IDEMPOTENCY_KEY_IN_USE, "a request with this Idempotency-Key is in flight"
             )
         gw.in_flight.add(flight)
-    started = time.perf_counter()
     try:
-        answered = await gw.commands.send_timed(command, timeout=gw.reply_timeout)
+        return await gw.commands.send_timed(command, timeout=gw.reply_timeout)
     except CommandTimeoutError:
         raise ApiError(
             ErrorCode.COMMAND_TIMEOUT,
@@ -99,6 +99,12 @@ async def run_command(gw: Gateway, command: c.Command, success: int) -> Response
     finally:
         if flight is not None:
             gw.in_flight.discard(flight)
+
+
+async def run_command(gw: Gateway, command: c.Command, success: int) -> Response:
+    """Send, wait for the reply, answer it; wait for the read model before answering a write."""
+    started = time.perf_counter()
+    answered = await exchange(gw, command)
     stages = {"command": (time.perf_counter() - started) * 1000, **answered.stages()}
     return await answer(gw, answered.reply, success, stages)
 

@@ -16,6 +16,7 @@ from domain.views import OrderView
 from services.adapters.ports import WalletBalancePort
 from services.auth.principal import Principal
 from services.command_client import CommandClient
+from services.gateway.console.ports import ConsolePorts
 from services.gateway.positions import PositionWatch
 from services.gateway.readiness import Report
 from services.resources.port import ResourceDirectory
@@ -69,6 +70,8 @@ class Gateway:
     readiness: Callable[[], Awaitable[Report]] | None = None
     retry_after_seconds: int = 5
     in_flight: set[tuple[UUID, UUID]] = field(default_factory=set)
+    console: ConsolePorts = field(default_factory=ConsolePorts)
+    """The operator console's sessions, live rates and monitor findings."""
 
 
 def gateway(request: Request) -> Gateway:

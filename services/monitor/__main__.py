@@ -16,6 +16,7 @@ from services.engine.event_store import open_orders
 from services.gateway.readiness import KafkaLags, StoreLags
 from services.logs import configure_logging
 from services.metrics import MONITOR, serve_metrics
+from services.monitor.results import MonitorResults
 from services.monitor.watch import Watch
 from services.resilience import Dependency, Outages
 from services.settings import Settings
@@ -37,7 +38,9 @@ async def run(settings: Settings) -> None:
         store = await stack.enter_async_context(StoreLags(settings))
         kafka = KafkaLags(settings)
         stack.push_async_callback(kafka.close)
-        watch = Watch(settings, orders, store, kafka, outages)
+        results = await stack.enter_async_context(MonitorResults(settings))
+        await results.create_schema()
+        watch = Watch(settings, orders, store, kafka, outages, results)
 
         def ready() -> None:
             log.info(

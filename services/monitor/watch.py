@@ -6,6 +6,9 @@
 - every `OTC_MONITOR_CHECK_INTERVAL_SECONDS`: the money checks of `otc check` (reconcile and
   conservation), their result and when they last ran.
 
+Each dead-letter count and money check is also kept in PostgreSQL as the last finding
+(services/monitor/results.py), for the operator console.
+
 The measures are those of the gateway's `/ready` (services/gateway/readiness.py) and of
 `otc check` (services/cli/check.py), taken from outside the processes they watch: a follower
 or a consumer that is stuck or down is seen falling behind. A sample that cannot be taken (a
@@ -18,7 +21,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from services import metrics
 from services.cli.check import conservation, reconcile_report
@@ -26,10 +31,14 @@ from services.dead_letters import summarise
 from services.engine.event_store import Orders
 from services.gateway.readiness import KafkaLags, StoreLags
 from services.kafka_acls import REPLAY_GROUP
+from services.monitor.results import CONSERVATION, DEAD_LETTERS, RECONCILE, MonitorResults
 from services.resilience import Outages, is_outage, sleep_unless
 from services.settings import Settings
 
 log = logging.getLogger("otc.monitor")
+
+KEPT_MISMATCHES = 50
+"""How many of a failed reconciliation's mismatches the console is shown (`otc check` has all)."""
 
 
 def oldest_unhandled_age(orders: Orders, lag: int, now: datetime) -> float:
@@ -44,20 +53,14 @@ def oldest_unhandled_age(orders: Orders, lag: int, now: datetime) -> float:
     return max(0.0, (now - stored).total_seconds())
 
 
+@dataclass
 class Watch:
-    def __init__(
-        self,
-        settings: Settings,
-        orders: Orders,
-        store: StoreLags,
-        kafka: KafkaLags,
-        outages: Outages,
-    ) -> None:
-        self.outages = outages
-        self.settings = settings
-        self.orders = orders
-        self.store = store
-        self.kafka = kafka
+    settings: Settings
+    orders: Orders
+    store: StoreLags
+    kafka: KafkaLags
+    outages: Outages
+    results: MonitorResults | None = None
 
     def groups(self) -> dict[str, str]:
         s = self.settings
@@ -88,12 +91,15 @@ class Watch:
         for topic in self.dead_letter_topics():
             waiting = await self.kafka.group_lag(f"{REPLAY_GROUP}.{topic}", topic)
             metrics.DLQ_MESSAGES.labels(topic).set(waiting)
+            await self.keep(DEAD_LETTERS + topic, ok=waiting == 0, detail={"waiting": waiting})
 
     async def reconciliation(self) -> None:
         report = await reconcile_report(self.settings)
         metrics.CHECK_OK.labels("reconcile").set(1 if report["reconciled"] else 0)
         metrics.CHECK_MISMATCHES.set(len(report["mismatches"]))
         metrics.CHECK_LAST_RUN.labels("reconcile").set(time.time())
+        kept = {**report, "mismatches": report["mismatches"][:KEPT_MISMATCHES]}
+        await self.keep(RECONCILE, ok=bool(report["reconciled"]), detail=kept)
         if not report["reconciled"]:
             log.error("monitor: reconciliation failed: %s", report["mismatches"][:10])
 
@@ -101,8 +107,14 @@ class Watch:
         report = await conservation(self.settings)
         metrics.CHECK_OK.labels("conservation").set(1 if report["conserved"] else 0)
         metrics.CHECK_LAST_RUN.labels("conservation").set(time.time())
+        await self.keep(CONSERVATION, ok=bool(report["conserved"]), detail=report)
         if not report["conserved"]:
             log.error("monitor: money not conserved: %s", report)
+
+    async def keep(self, name: str, *, ok: bool, detail: dict[str, Any]) -> None:
+        """The finding for the operator console (services/monitor/results.py)."""
+        if self.results is not None:
+            await self.results.record(name, ok=ok, detail=detail)
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
         """Sample until `stop`: the lags and dead letters often, the money checks less often."""

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.money import BPS, collar
-from domain.order import Side, Status
+from domain.order import Leg, Side, Status
 from domain.views import OrderView
 from services.gateway.console.ports import ConsolePorts
 from services.gateway.console.rates import Pair
@@ -23,20 +23,38 @@ from services.monitor.results import CONSERVATION, DEAD_LETTERS, RECONCILE, Find
 
 QUEUE_LIMIT = 100
 """Orders shown in a queue; the API pages through the rest."""
-MOVEMENT_EVENTS = frozenset(
-    {
-        "SourceDebited",
-        "SourceDebitFailed",
-        "Refunded",
-        "RefundFailed",
-        "RefundRetried",
-        "MovementUnresolved",
-        "PaidOut",
-        "PayoutFailed",
-        "PayoutRetried",
-    }
-)
-"""The events that record money moving (or failing to) on an order's legs."""
+MOVEMENT_EVENTS = {
+    "SourceDebited": Leg.DEBIT,
+    "SourceDebitFailed": Leg.DEBIT,
+    "Refunded": Leg.REFUND,
+    "RefundFailed": Leg.REFUND,
+    "RefundRetried": Leg.REFUND,
+    "PaidOut": Leg.PAYOUT,
+    "PayoutFailed": Leg.PAYOUT,
+    "PayoutRetried": Leg.PAYOUT,
+}
+"""The events that record money moving (or failing to), by the leg they move: the debit and a
+refund move the source amount (the customer's to the desk, and back), a payout the
+destination amount (the desk's to the customer). `MovementUnresolved` names its leg."""
+
+
+@dataclass(frozen=True)
+class Movement:
+    entry: HistoryEntry
+    leg: Leg
+    amount: Decimal
+    currency: str
+
+
+def movement_of(entry: HistoryEntry, view: OrderView) -> Movement | None:
+    leg = MOVEMENT_EVENTS.get(entry.type)
+    if leg is None and entry.type == "MovementUnresolved":
+        leg = Leg(str(entry.data.get("leg")))
+    if leg is None:
+        return None
+    if leg is Leg.PAYOUT:
+        return Movement(entry, leg, view.destination_amount, view.destination_currency)
+    return Movement(entry, leg, view.source_amount, view.source_currency)
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,7 @@ class OrderLine:
 class OrderPage:
     line: OrderLine
     events: list[HistoryEntry]
-    movements: list[HistoryEntry] = field(default_factory=list)
+    movements: list[Movement] = field(default_factory=list)
 
 
 def age(since: datetime, now: datetime) -> str:
@@ -154,9 +172,8 @@ async def order_page(gw: Gateway, order_id: UUID) -> OrderPage | None:
     if line is None:
         return None
     events = [history_entry(event) for event in await gw.history(order_id)]
-    return OrderPage(
-        line=line, events=events, movements=[e for e in events if e.type in MOVEMENT_EVENTS]
-    )
+    moved = (movement_of(event, line.view) for event in events)
+    return OrderPage(line=line, events=events, movements=[m for m in moved if m is not None])
 
 
 async def search(

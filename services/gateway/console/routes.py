@@ -218,6 +218,7 @@ async def queue(request: Request, gw: GatewayDep, signed: SignedIn) -> Response:
         nav="queue",
         lines=lines,
         total=total,
+        limit=pages.QUEUE_LIMIT,
     )
 
 

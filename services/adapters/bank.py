@@ -8,12 +8,10 @@ unknown and is learned with `find_transfer`.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from uuid import UUID
 
-import httpx
-
-from services.adapters.http import HttpMovements, HttpUpstream, JsonObject, RetryPolicy
+from services.adapters.http import HttpMovements, TransferReader
 from services.adapters.ports import LedgerPort, Transfer
 
 PARTY = "bank"
@@ -24,10 +22,9 @@ REFUSALS = frozenset(
 
 
 class HttpLedger(HttpMovements, LedgerPort):
-    def __init__(self, client: httpx.AsyncClient, *, retry: RetryPolicy | None = None) -> None:
-        """`client` comes from `upstream_client(settings.bank_url, ...)`."""
-        upstream = HttpUpstream(client, party=PARTY, retry=retry)
-        super().__init__(upstream, refusals=REFUSALS, read=transfer_of)
+    party = PARTY
+    refusals = REFUSALS
+    reader = TransferReader("bankReference", "fromAccount", "toAccount")
 
     async def transfer(
         self,
@@ -47,18 +44,3 @@ class HttpLedger(HttpMovements, LedgerPort):
                 "currency": "EUR",
             },
         )
-
-
-def transfer_of(body: JsonObject) -> Transfer | None:
-    """A transfer from the bank's JSON, or None when it does not read as one."""
-    fields = (body.get(n) for n in ("reference", "bankReference", "fromAccount", "toAccount"))
-    reference, bank_reference, source, target = fields
-    try:
-        amount = Decimal(str(body.get("amount")))
-    except InvalidOperation:
-        return None
-    if not amount.is_finite():
-        return None
-    if not all(isinstance(v, str) for v in (reference, bank_reference, source, target)):
-        return None
-    return Transfer(str(reference), str(bank_reference), str(source), str(target), amount)

@@ -11,13 +11,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-import httpx
-
 from services.adapters.http import (
     HttpMovements,
-    HttpUpstream,
-    JsonObject,
-    RetryPolicy,
+    TransferReader,
     protocol_error,
 )
 from services.adapters.ports import ChainPort, Transfer
@@ -36,10 +32,9 @@ REFUSALS = frozenset(
 
 
 class HttpChain(HttpMovements, ChainPort):
-    def __init__(self, client: httpx.AsyncClient, *, retry: RetryPolicy | None = None) -> None:
-        """`client` comes from `upstream_client(settings.chain_url, ...)`."""
-        upstream = HttpUpstream(client, party=PARTY, retry=retry)
-        super().__init__(upstream, refusals=REFUSALS, read=transfer_of)
+    party = PARTY
+    refusals = REFUSALS
+    reader = TransferReader("transactionHash", "fromAddress", "toAddress", network=True)
 
     async def transfer(
         self,
@@ -74,26 +69,3 @@ class HttpChain(HttpMovements, ChainPort):
         if not balance.is_finite() or balance < 0:
             raise protocol_error(PARTY, "a balance that is not a non-negative number")
         return balance
-
-
-def transfer_of(body: JsonObject) -> Transfer | None:
-    """A transfer from the chain's JSON, or None when it does not read as one."""
-    fields = (body.get(n) for n in ("reference", "transactionHash", "fromAddress", "toAddress"))
-    reference, transaction_hash, source, target = fields
-    try:
-        amount = Decimal(str(body.get("amount")))
-    except InvalidOperation:
-        return None
-    if not amount.is_finite():
-        return None
-    if not all(isinstance(v, str) for v in (reference, transaction_hash, source, target)):
-        return None
-    network = body.get("network")
-    return Transfer(
-        str(reference),
-        str(transaction_hash),
-        str(source),
-        str(target),
-        amount,
-        network=network if isinstance(network, str) else None,
-    )

@@ -15,6 +15,8 @@ import contextlib
 import itertools
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated
@@ -33,7 +35,7 @@ from services.audit.export import ExportFilter, exported, record, to_read, write
 from services.audit.records import StoredLog
 from services.audit.report import Anchor, verify_log, verify_order
 from services.cli.on_store import EXIT_REFUSED, fail
-from services.engine.event_store import open_orders
+from services.engine.event_store import Orders, open_orders
 from services.relay.relay import envelope_of
 from services.settings import Settings
 
@@ -193,6 +195,20 @@ async def republish_range(settings: Settings, start: int, stop: int) -> int:
     return count
 
 
+@contextmanager
+def checkpoints() -> Iterator[tuple[Settings, Orders, CheckpointStore]]:
+    """The settings, the event store and the audit's checkpoint table, for one command."""
+    settings = Settings()
+    orders = open_orders(settings)
+    try:
+        with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+            store = CheckpointStore(conn)
+            store.setup()
+            yield settings, orders, store
+    finally:
+        orders.close()
+
+
 @audit_app.command("verify")
 def verify(
     order_id: Annotated[
@@ -210,13 +226,8 @@ def verify(
         anchors = [Anchor.parse(text) for text in anchor or ()]
     except ValueError as error:
         fail(str(error), EXIT_REFUSED)
-    settings = Settings()
-    orders = open_orders(settings)
-    try:
-        with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
-            store = CheckpointStore(conn)
-            store.setup()
-            recorded = store.all()
+    with checkpoints() as (_, orders, store):
+        recorded = store.all()
         stored = StoredLog(orders)
         if order_id is None:
             report = verify_log(stored, recorded, anchors)
@@ -225,8 +236,6 @@ def verify(
             if found is None:
                 fail(f"order {order_id} not found", EXIT_REFUSED)
             report = found
-    finally:
-        orders.close()
     typer.echo(json.dumps(report.as_json(), indent=2))
     if not report.ok:
         raise typer.Exit(EXIT_BROKEN)
@@ -236,17 +245,10 @@ def verify(
 def checkpoint() -> None:
     """Write checkpoints now over every event not yet under one (the projector does it every
     OTC_AUDIT_CHECKPOINT_SECONDS); print them."""
-    settings = Settings()
-    orders = open_orders(settings)
-    try:
-        with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
-            store = CheckpointStore(conn)
-            store.setup()
-            written = store.catch_up(
-                StoredLog(orders), lambda: datetime.now(UTC), settings.audit_checkpoint_max_events
-            )
-    finally:
-        orders.close()
+    with checkpoints() as (settings, orders, store):
+        written = store.catch_up(
+            StoredLog(orders), lambda: datetime.now(UTC), settings.audit_checkpoint_max_events
+        )
     typer.echo(
         json.dumps(
             [

@@ -112,6 +112,19 @@ RELAY_PUBLISH = Histogram(
     buckets=FAST_SECONDS,
     registry=None,
 )
+PROJECTED_EVENTS = Counter(
+    "otc_projector_events_total",
+    "Order events the projector applied to the order_list read model, by event type.",
+    ["type"],
+    registry=None,
+)
+PROJECTOR_APPLY = Histogram(
+    "otc_projector_apply_duration_seconds",
+    "Time to apply one page of order events to order_list (read, fold, write, track) in its "
+    "transaction.",
+    buckets=FAST_SECONDS,
+    registry=None,
+)
 STORE_LAG_EVENTS = Gauge(
     "otc_event_store_lag_events",
     "Notifications in the event store after a follower's position (`relay`: published to "
@@ -225,7 +238,11 @@ ENGINE: tuple[Collector, ...] = (
     DEPENDENCY_UP,
 )
 RELAY: tuple[Collector, ...] = (RELAY_EVENTS, RELAY_PUBLISH, DEPENDENCY_UP)
-PROJECTOR: tuple[Collector, ...] = (DEPENDENCY_UP,)
+PROJECTOR: tuple[Collector, ...] = (
+    PROJECTED_EVENTS,
+    PROJECTOR_APPLY,
+    DEPENDENCY_UP,
+)
 SWEEPER: tuple[Collector, ...] = (EXPIRIES_SENT, DEPENDENCY_UP)
 WORKER: tuple[Collector, ...] = (MOVEMENTS, MOVEMENT_DURATION, CONSUMER_LAG, DEPENDENCY_UP)
 WEBHOOKS: tuple[Collector, ...] = (

@@ -26,13 +26,14 @@ from types import FrameType
 import psycopg
 from eventsourcing.projection import ProjectionRunner
 
-from projections.order_list import OrderListProjection, OrderListView
+from projections.order_list import OrderListView
 from services.audit.checkpoints import Checkpointer
 from services.audit.records import StoredLog
 from services.engine.event_store import Orders, harden_recorder, schema_lock
 from services.logs import configure_logging
 from services.metrics import PROJECTOR, serve_metrics
 from services.projector import projector_env, take_writer_lock
+from services.projector.measured import MeasuredOrderListProjection
 from services.resilience import Backoff, Dependency, Outages, is_outage
 from services.settings import Settings
 from services.vitals import SyncPostgresProbe, Vitals, process_name
@@ -63,7 +64,7 @@ def follow_once(settings: Settings, stopping: threading.Event, working: Callable
         with schema_lock(settings):
             runner = ProjectionRunner(
                 application_class=Orders,
-                projection_class=OrderListProjection,
+                projection_class=MeasuredOrderListProjection,
                 view_class=OrderListView,
                 env=projector_env(settings),
             )

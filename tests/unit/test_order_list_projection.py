@@ -38,6 +38,9 @@ from projections.order_list import (
     row_after,
 )
 from projections.order_list.view import Fold
+from services import metrics
+from services.projector.measured import MeasuredOrderListProjection
+from tests.metric_values import value_of
 from tests.unit.strategies import ANY_RATE, at_live
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -399,3 +402,19 @@ def test_a_page_is_one_write_of_each_changed_row_tracked_at_its_last_notificatio
         buy[0].originator_id: (Status.PENDING_APPROVAL, 15),
         sell[0].originator_id: (Status.PENDING_APPROVAL, 14),
     }
+
+
+def test_the_projector_counts_what_it_applies_and_times_each_page() -> None:
+    desk = Desk()
+    buy = order_events(drive(desk.quote(Side.BUY), desk, [confirm, debit]))
+    page = [(event, Tracking(APP, n)) for n, event in enumerate([*buy, key_used(desk)], start=1)]
+    confirmed = value_of(metrics.PROJECTED_EVENTS, type="Confirmed")
+    pages = value_of(metrics.PROJECTOR_APPLY, "otc_projector_apply_duration_seconds_count")
+
+    MeasuredOrderListProjection(view=cast("OrderListView", FakeView())).process_page(page)
+
+    assert value_of(metrics.PROJECTED_EVENTS, type="Confirmed") == confirmed + 1
+    assert value_of(metrics.PROJECTED_EVENTS, type="IdempotencyKey.Used") == 0
+    assert (
+        value_of(metrics.PROJECTOR_APPLY, "otc_projector_apply_duration_seconds_count") == pages + 1
+    )

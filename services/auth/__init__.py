@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from services.auth.jwt import JwtVerifier, bearer_token
+from services.auth.key_store import ApiKeyStore
 from services.auth.keys import (
     ApiKeyError,
     ApiKeyNotFoundError,
     ApiKeyRecord,
-    ApiKeyStore,
     ApiKeyVerifier,
     InvalidApiKeyError,
 )

@@ -20,7 +20,7 @@ import typer
 from domain import commands as c
 from domain.commands import ActorRef
 from domain.order import Side
-from services.auth.keys import ApiKeyStore
+from services.auth.key_store import ApiKeyStore
 from services.auth.principal import OperatorIdentity
 from services.command_client import CommandClient, CommandTimeoutError
 from services.commanding import new_command

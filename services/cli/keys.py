@@ -13,7 +13,8 @@ from uuid import UUID
 
 import typer
 
-from services.auth.keys import ApiKeyError, ApiKeyRecord, ApiKeyStore
+from services.auth.key_store import ApiKeyStore
+from services.auth.keys import ApiKeyError, ApiKeyRecord
 from services.auth.principal import Scope
 from services.cli.on_store import run_on_store
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from domain.order import Order
 from services.auth.jwt import JwtVerifier
 from services.auth.key_cache import CachedApiKeys
-from services.auth.keys import ApiKeyStore
+from services.auth.key_store import ApiKeyStore
 from services.command_client import CommandClient
 from services.engine.event_store import open_orders
 from services.gateway.app import create_app

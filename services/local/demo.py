@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from domain.resources import AccountStatus
-from services.auth.keys import ApiKeyStore
+from services.auth.key_store import ApiKeyStore
 from services.auth.principal import Scope
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.auth.keys import ApiKeyStore
+from services.auth.key_store import ApiKeyStore
 from services.local.demo import DemoCustomer, make_customer
 from services.local.webhook_receiver import LocalReceiver, Received
 from services.resources.store import PostgresResourceDirectory

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from services.adapters.fakes import FakeWalletBalances
 from services.auth.jwt import JwtVerifier
 from services.auth.key_cache import CachedApiKeys
-from services.auth.keys import ApiKeyStore
+from services.auth.key_store import ApiKeyStore
 from services.auth.principal import Scope
 from services.cli import app as otc
 from services.command_client import CommandClient

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 from typer.testing import CliRunner, Result
 
-from services.auth.keys import ApiKeyStore
+from services.auth.key_store import ApiKeyStore
 from services.auth.principal import Principal, Scope
 from services.cli import app
 from services.resources.port import PLATFORM_CUSTOMER_ID

@@ -9,9 +9,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
+from services.auth.key_store import ApiKeyStore
 from services.auth.keys import (
     ApiKeyNotFoundError,
-    ApiKeyStore,
     InvalidApiKeyError,
     issue_key,
     key_hash,

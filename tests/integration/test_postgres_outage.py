@@ -19,7 +19,7 @@ import pytest
 
 from domain.order import Side
 from projections.order_list.view import OrderListView
-from services.auth.keys import ApiKeyStore
+from services.auth.key_store import ApiKeyStore
 from services.auth.principal import Scope
 from services.command_client import CommandClient
 from services.gateway.positions import LISTENING

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from uuid import UUID
 
-from services.adapters.http import HttpMovements, TransferReader
+from services.adapters.movements import HttpMovements, TransferReader
 from services.adapters.ports import LedgerPort, Transfer
 
 PARTY = "bank"

@@ -11,11 +11,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-from services.adapters.http import (
-    HttpMovements,
-    TransferReader,
-    protocol_error,
-)
+from services.adapters.http import protocol_error
+from services.adapters.movements import HttpMovements, TransferReader
 from services.adapters.ports import ChainPort, Transfer
 
 PARTY = "chain"

@@ -26,8 +26,8 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from decimal import Decimal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -36,7 +36,6 @@ from pydantic import SecretStr
 from services.adapters.ports import (
     MovementRefusedError,
     MovementUnknownError,
-    Transfer,
     UpstreamError,
     UpstreamRejectedError,
     UpstreamUnavailableError,
@@ -239,79 +238,6 @@ class HttpUpstream:
         code = str(body.get("code") or f"HTTP_{response.status_code}")
         message = str(body.get("message") or f"{self._party} refused with {response.status_code}")
         raise HttpRejectedError(code, message, status=response.status_code, body=body)
-
-
-class HttpMovements:
-    """What the bank's and the chain's clients share: a transfer booked, read back and listed,
-    each answer read as a `Transfer` by the party's `reader` and checked to carry our reference
-    (anything else is an unknown outcome, never a guess). A party's client names its `party`,
-    its `refusals` (the codes that mean nothing moved) and its `reader`."""
-
-    party: ClassVar[str]
-    refusals: ClassVar[frozenset[str]]
-    reader: ClassVar[TransferReader]
-
-    def __init__(self, client: httpx.AsyncClient, *, retry: RetryPolicy | None = None) -> None:
-        """`client` comes from `upstream_client(settings.<party>_url, ...)`."""
-        self._upstream = HttpUpstream(client, party=self.party, retry=retry)
-
-    async def _move(self, reference: str, payload: JsonObject) -> Transfer:
-        transfer = self.reader(await self._upstream.move("/transfers", payload, self.refusals))
-        if transfer is None or transfer.reference != reference:
-            raise MovementUnknownError(
-                f"{self._upstream.name}: a transfer answer without our reference"
-            )
-        return transfer
-
-    async def find_transfer(self, reference: str) -> Transfer | None:
-        found = await self._upstream.read_transfer(reference)
-        if found is None:
-            return None
-        transfer = self.reader(found)
-        if transfer is None or transfer.reference != reference:
-            raise MovementUnknownError(
-                f"{self._upstream.name}: a transfer read back without our reference"
-            )
-        return transfer
-
-    async def statement(self) -> AsyncIterator[Transfer]:
-        async for row in self._upstream.statement():
-            transfer = self.reader(row)
-            if transfer is None:
-                raise MovementUnknownError(f"{self._upstream.name}: an unreadable statement line")
-            yield transfer
-
-
-@dataclass(frozen=True)
-class TransferReader:
-    """How a party's JSON reads as a `Transfer`: our `reference`, the party's own id of it
-    (`external_id`), the `source` and `target` fields, an `amount`, and the chain's `network`;
-    None when it does not read as one (an unknown outcome for the caller, never a guess)."""
-
-    external_id: str
-    source: str
-    target: str
-    network: bool = False
-
-    def __call__(self, body: JsonObject) -> Transfer | None:
-        names = ("reference", self.external_id, self.source, self.target)
-        texts = [body.get(name) for name in names]
-        try:
-            amount = Decimal(str(body.get("amount")))
-        except InvalidOperation:
-            return None
-        if not amount.is_finite() or not all(isinstance(text, str) for text in texts):
-            return None
-        found = body.get("network") if self.network else None
-        reference, party_id, source, target = (str(text) for text in texts)
-        return Transfer(
-            reference,
-            party_id,
-            source,
-            target,
-            amount,
-            network=found if isinstance(found, str) else None,
-        )
 
 
 def _json_object(response: httpx.Response) -> JsonObject | None:

@@ -13,6 +13,10 @@ from services import metrics
 
 
 class MeasuredOrderListProjection(OrderListProjection):
+    name = OrderListProjection.name
+    """eventsourcing names a projection after its class unless told (`__init_subclass__`), and
+    the name picks the view's environment: without this the view is another one, at position 0."""
+
     def process_order_events(self, events: list[PageEvent], tracking: Tracking) -> None:
         started = time.perf_counter()
         super().process_order_events(events, tracking)

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 SHOTS = LOGS / "console"
 WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)  # the queue refreshes every 5 s, on a busy machine
 
 
 def chromium() -> str:

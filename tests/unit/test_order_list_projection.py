@@ -418,3 +418,8 @@ def test_the_projector_counts_what_it_applies_and_times_each_page() -> None:
     assert (
         value_of(metrics.PROJECTOR_APPLY, "otc_projector_apply_duration_seconds_count") == pages + 1
     )
+
+
+def test_the_measured_projection_is_the_same_projection_by_name() -> None:
+    # The name picks the view's environment and tables (eventsourcing's Projection).
+    assert MeasuredOrderListProjection.name == OrderListProjection.name == "order_list"

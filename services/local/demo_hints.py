@@ -25,6 +25,7 @@ def print_demo(settings: Settings, data: DemoData, say: Say, *, keys: bool = Tru
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
     first = data.customers[0]
     say(f"\nAPI: {base}  (OpenAPI: {base}/openapi.json, docs: {base}/docs)")
+    say(f"operator console: {base}/console  (sign in with the operator key)")
     if keys:
         print_keys(data, say)
         write_key, operator_key = first.write_key, data.operator_key

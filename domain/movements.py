@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 from uuid import UUID
 
 from domain.order import Leg, Order, Side
@@ -57,9 +58,24 @@ DIRECTION = {
 }
 
 
-def amount_of(order: Order, leg: Leg) -> Decimal:
+class Amounts(Protocol):
+    """An order's two amounts, as the aggregate or its public view holds them."""
+
+    @property
+    def source_amount(self) -> Decimal: ...
+
+    @property
+    def destination_amount(self) -> Decimal: ...
+
+
+def moves_destination(leg: Leg) -> bool:
+    """A payout moves the destination amount (to the customer); a debit and a refund the source."""
+    return leg is Leg.PAYOUT
+
+
+def amount_of(order: Amounts, leg: Leg) -> Decimal:
     """Debits and refunds move the source amount; a payout the (final) destination amount."""
-    return order.destination_amount if leg is Leg.PAYOUT else order.source_amount
+    return order.destination_amount if moves_destination(leg) else order.source_amount
 
 
 def reference(order_id: UUID, leg: Leg, attempt: int) -> str:
@@ -165,6 +181,21 @@ OUTCOMES: dict[type[Order.Event], tuple[Leg, bool]] = {
     Order.PayoutFailed: (Leg.PAYOUT, False),
 }
 """The outcome events: which leg each settles, and whether the money moved."""
+
+MOVEMENT_EVENTS: dict[type[Order.Event], Leg] = {
+    **{event: leg for event, (leg, _) in OUTCOMES.items()},
+    Order.RefundRetried: Leg.REFUND,
+    Order.PayoutRetried: Leg.PAYOUT,
+}
+"""The events that record a leg's money moving, failing to, or being tried again (an order's
+money movements as operators see them); `MovementUnresolved` names its leg itself."""
+
+
+def leg_moved(event: Order.Event) -> Leg | None:
+    """The leg an event records a movement of, if it records one."""
+    if isinstance(event, Order.MovementUnresolved):
+        return Leg(event.leg)
+    return MOVEMENT_EVENTS.get(type(event))
 
 
 @dataclass(frozen=True)

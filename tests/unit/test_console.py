@@ -6,6 +6,7 @@ tests/e2e/test_console_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -20,16 +21,19 @@ import pytest
 
 from domain import commands as c
 from domain.errors import ErrorCode
+from domain.money import Currency
 from domain.order import Side, Status
 from domain.views import OrderView
 from projections.order_list.view import OrderListRow
 from services.adapters.fakes import FakeWalletBalances
+from services.adapters.ports import Price, PricingPort, UpstreamUnavailableError
 from services.auth.principal import OperatorIdentity, Principal, Scope
 from services.command_client import Answered, CommandClient
 from services.contracts import ErrorBody, ReplyEnvelope
 from services.gateway.app import create_app, with_gateway
 from services.gateway.console.pages import OrderLine, priced
 from services.gateway.console.ports import ConsolePorts
+from services.gateway.console.rates import LiveRates, Pair
 from services.gateway.console.sessions import SESSION_COOKIE, SIGN_IN_COOKIE, Sessions
 from services.gateway.ports import Gateway, OrderReadModel
 from services.resources.fake import InMemoryResourceDirectory
@@ -378,3 +382,48 @@ def test_the_live_rate_is_shown_against_the_indicative_one_with_the_collar() -> 
     assert worse.difference_bps == Decimal("-50.0")
     assert better.collar == (Decimal("1.06369200"), Decimal("1.10710800"))
     assert priced(line, None, 200).live_rate is None
+
+
+class Provider(PricingPort):
+    """A provider that counts its calls and can be made to fail."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.down = False
+
+    async def price(
+        self,
+        *,
+        source_currency: Currency,
+        destination_currency: Currency,
+        source_amount: Decimal,
+        idempotency_key: UUID,
+    ) -> Price:
+        del source_currency, destination_currency, source_amount, idempotency_key
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        if self.down:
+            raise UpstreamUnavailableError("provider: down")
+        return Price(
+            rate=Decimal("1.0800"), fee=Decimal("1.00"), provider_quote_id=None, valid_until=None
+        )
+
+
+async def test_pages_asking_at_once_share_one_provider_call_kept_a_few_seconds(
+    clock: Clock,
+) -> None:
+    provider = Provider()
+    rates = LiveRates(provider, kept_seconds=4, clock=clock)
+    pair = Pair(Currency.EUR, Currency.USDC, Decimal("100.00"))
+
+    first = await asyncio.gather(rates.rate(pair), rates.rate(pair), rates.rates([pair, pair]))
+    clock.now += 3.9
+    kept = await rates.rate(pair)
+    clock.now += 0.2
+    provider.down = True
+    unavailable = await rates.rate(pair)
+
+    assert list(first) == [Decimal("1.0800"), Decimal("1.0800"), [Decimal("1.0800")] * 2]
+    assert kept == Decimal("1.0800")
+    assert unavailable is None
+    assert provider.calls == 2

@@ -5,14 +5,15 @@ history, and the monitor's last findings. Plain values for the templates; no HTM
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from domain.money import BPS, collar
-from domain.order import Leg, Side, Status
+from domain.movements import amount_of, leg_moved, moves_destination
+from domain.order import Leg, Order, Side, Status
 from domain.views import OrderView
 from services.gateway.console.ports import ConsolePorts
 from services.gateway.console.rates import Pair
@@ -23,19 +24,6 @@ from services.monitor.results import CONSERVATION, DEAD_LETTERS, RECONCILE, Find
 
 QUEUE_LIMIT = 100
 """Orders shown in a queue; the API pages through the rest."""
-MOVEMENT_EVENTS = {
-    "SourceDebited": Leg.DEBIT,
-    "SourceDebitFailed": Leg.DEBIT,
-    "Refunded": Leg.REFUND,
-    "RefundFailed": Leg.REFUND,
-    "RefundRetried": Leg.REFUND,
-    "PaidOut": Leg.PAYOUT,
-    "PayoutFailed": Leg.PAYOUT,
-    "PayoutRetried": Leg.PAYOUT,
-}
-"""The events that record money moving (or failing to), by the leg they move: the debit and a
-refund move the source amount (the customer's to the desk, and back), a payout the
-destination amount (the desk's to the customer). `MovementUnresolved` names its leg."""
 
 
 @dataclass(frozen=True)
@@ -46,15 +34,14 @@ class Movement:
     currency: str
 
 
-def movement_of(entry: HistoryEntry, view: OrderView) -> Movement | None:
-    leg = MOVEMENT_EVENTS.get(entry.type)
-    if leg is None and entry.type == "MovementUnresolved":
-        leg = Leg(str(entry.data.get("leg")))
+def movement_of(event: Order.Event, entry: HistoryEntry, view: OrderView) -> Movement | None:
+    """The money movement an event records (domain/movements.py says which), as the history
+    shows the event."""
+    leg = leg_moved(event)
     if leg is None:
         return None
-    if leg is Leg.PAYOUT:
-        return Movement(entry, leg, view.destination_amount, view.destination_currency)
-    return Movement(entry, leg, view.source_amount, view.source_currency)
+    currency = view.destination_currency if moves_destination(leg) else view.source_currency
+    return Movement(entry, leg, amount_of(view, leg), currency)
 
 
 @dataclass(frozen=True)
@@ -116,14 +103,10 @@ def priced(line: OrderLine, live: Decimal | None, collar_bps: int) -> OrderLine:
     if live is None:
         return line
     indicative = line.view.indicative_rate or line.view.rate
-    difference = ((live - indicative) / indicative * BPS).quantize(Decimal("0.1"))
-    return OrderLine(
-        view=line.view,
-        customer_id=line.customer_id,
-        facts=line.facts,
-        waiting=line.waiting,
+    return replace(
+        line,
         live_rate=live,
-        difference_bps=difference,
+        difference_bps=((live - indicative) / indicative * BPS).quantize(Decimal("0.1")),
         collar=collar(live, collar_bps),
     )
 
@@ -171,9 +154,10 @@ async def order_page(gw: Gateway, order_id: UUID) -> OrderPage | None:
     line = await one_line(gw, order_id, live=True)
     if line is None:
         return None
-    events = [history_entry(event) for event in await gw.history(order_id)]
-    moved = (movement_of(event, line.view) for event in events)
-    return OrderPage(line=line, events=events, movements=[m for m in moved if m is not None])
+    history = await gw.history(order_id)
+    entries = [history_entry(event) for event in history]
+    moved = (movement_of(e, entry, line.view) for e, entry in zip(history, entries, strict=True))
+    return OrderPage(line=line, events=entries, movements=[m for m in moved if m is not None])
 
 
 async def search(

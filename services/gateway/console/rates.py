@@ -39,14 +39,20 @@ class LiveRates:
         self._pricing = pricing
         self._kept_seconds = kept_seconds
         self._clock = clock
-        self._kept: dict[Pair, tuple[float, Decimal | None]] = {}
+        self._kept: dict[Pair, tuple[float, asyncio.Task[Decimal | None]]] = {}
 
     async def rate(self, pair: Pair) -> Decimal | None:
-        """The provider's rate now, or None when it cannot be had (shown as unavailable)."""
+        """The provider's rate now, or None when it cannot be had (shown as unavailable). Pages
+        asking at once (the queue and its refresh, two operators) share one provider call."""
         now = self._clock()
         kept = self._kept.get(pair)
-        if kept is not None and now - kept[0] < self._kept_seconds:
-            return kept[1]
+        if kept is None or now - kept[0] >= self._kept_seconds:
+            self._kept = {p: k for p, k in self._kept.items() if now - k[0] < self._kept_seconds}
+            kept = (now, asyncio.ensure_future(self._ask(pair)))
+            self._kept[pair] = kept
+        return await asyncio.shield(kept[1])
+
+    async def _ask(self, pair: Pair) -> Decimal | None:
         try:
             price = await self._pricing.price(
                 source_currency=pair.source_currency,
@@ -54,13 +60,10 @@ class LiveRates:
                 source_amount=pair.source_amount,
                 idempotency_key=uuid.uuid4(),
             )
-            rate: Decimal | None = price.rate
         except UpstreamError as error:
             log.warning("console: no live rate: %s", type(error).__name__)
-            rate = None
-        self._kept = {p: k for p, k in self._kept.items() if now - k[0] < self._kept_seconds}
-        self._kept[pair] = (now, rate)
-        return rate
+            return None
+        return price.rate
 
     async def rates(self, pairs: list[Pair]) -> list[Decimal | None]:
         return list(await asyncio.gather(*(self.rate(pair) for pair in pairs)))

@@ -36,20 +36,19 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import Field
 
 from services import advisory_locks
+from services.local.sandbox.app import create_sandbox_app
 from services.local.sandbox.common import (
     REFERENCE_PATTERN,
     CamelModel,
-    Connection,
-    Database,
     SandboxError,
     checked_amount,
-    create_sandbox_app,
     json_body,
     money,
-    refusals_ddl,
     timestamp,
 )
-from services.local.sandbox.ledger import Ledger, ledger_routes
+from services.local.sandbox.database import Connection, Database
+from services.local.sandbox.ledger import Ledger, refusals_ddl
+from services.local.sandbox.ledger_routes import ledger_routes
 from services.settings import Settings
 
 SCHEMA = "sandbox_chain"

@@ -1,39 +1,61 @@
-"""What the bank and chain sandboxes share: transfers idempotent on the client's reference, their
-statement, and the routes over them.
+"""What the bank and chain sandboxes share: transfers idempotent on the client's reference and
+their statement, in the sandbox's schema (the routes over them: `ledger_routes.py`).
 
 `Ledger.transfer` is the whole booking rule of both: the same reference again replays the
 booked transfer (or is 409 `REFERENCE_CONFLICT` with other fields), a reference refused once
-with a 422 is refused the same way for ever, and otherwise the sandbox books it (`_book`). Calls
-with the same reference are serialised by an advisory lock on it, taken before the balances'
-row locks (always in this order, so no two transfers wait on each other).
+with a 422 is refused the same way for ever (the schema's `refusals` table), and otherwise the
+sandbox books it (`_book`). Calls with the same reference are serialised by an advisory lock on
+it, taken before the balances' row locks (always in this order, so no two transfers wait on each
+other).
 """
 
-# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime, and
-# those of the routes `ledger_routes` makes name its locals.
+from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Generic, TypeVar
-
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
 
 from services import advisory_locks
-from services.local.sandbox.common import (
-    REFUSAL_STATUS,
-    CamelModel,
-    Connection,
-    Database,
-    SandboxError,
-    json_body,
-    refused_before,
-    remember_refusal,
-)
-
-STATEMENT_PAGE = 1000
+from services.local.sandbox.common import CamelModel, SandboxError
+from services.local.sandbox.database import Connection, Database
 
 Transfer = TypeVar("Transfer", bound=CamelModel)
 """A sandbox's transfer request; it has a `reference`."""
+
+
+REFUSAL_STATUS = 422
+
+
+def refusals_ddl(schema: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {schema}.refusals (
+        reference text PRIMARY KEY,
+        code text NOT NULL,
+        message text NOT NULL,
+        refused_at timestamptz NOT NULL DEFAULT now()
+    )"""
+
+
+async def refused_before(conn: Connection, schema: str, reference: str) -> SandboxError | None:
+    """A permanent refusal already given for this reference: a repeat gets the same answer, so
+    that a transfer refused once can never go through later under the same reference."""
+    cursor = await conn.execute(
+        f"SELECT code, message FROM {schema}.refusals WHERE reference = %s",  # noqa: S608 - our schema
+        (reference,),
+    )
+    found = await cursor.fetchone()
+    if found is None:
+        return None
+    return SandboxError(REFUSAL_STATUS, found["code"], found["message"])
+
+
+async def remember_refusal(
+    conn: Connection, schema: str, reference: str, error: SandboxError
+) -> None:
+    await conn.execute(
+        f"INSERT INTO {schema}.refusals (reference, code, message) VALUES (%s, %s, %s)"  # noqa: S608
+        " ON CONFLICT (reference) DO NOTHING",
+        (reference, error.code, error.message),
+    )
 
 
 class Ledger(ABC, Generic[Transfer]):
@@ -111,46 +133,3 @@ class Ledger(ABC, Generic[Transfer]):
                 (after, limit),
             )
             return await cursor.fetchall()
-
-
-def ledger_routes(
-    ledger_of: Callable[[Request], Ledger[Any]],
-    request_model: type[CamelModel],
-    view: Callable[[Mapping[str, Any]], dict[str, object]],
-) -> APIRouter:
-    """`POST /transfers`, `GET /transfers` (the statement), `GET /transfers/{reference}` and
-    `GET /admin/totals` of a sandbox whose ledger the app keeps (`ledger_of`)."""
-    router = APIRouter()
-    LedgerDep = Annotated[Ledger[Any], Depends(ledger_of)]  # noqa: N806 - a type alias
-
-    @router.post("/transfers", status_code=201)
-    async def create_transfer(
-        ledger: LedgerDep, body: Annotated[CamelModel, Depends(json_body(request_model))]
-    ) -> JSONResponse:
-        row, booked_now = await ledger.transfer(body)
-        return JSONResponse(view(row), status_code=201 if booked_now else 200)
-
-    @router.get("/transfers")
-    async def read_statement(
-        ledger: LedgerDep,
-        after: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=STATEMENT_PAGE)] = STATEMENT_PAGE,
-    ) -> dict[str, object]:
-        rows = await ledger.statement(after, limit)
-        return {
-            "data": [view(row) for row in rows],
-            "next": rows[-1]["sequence"] if len(rows) == limit else None,
-        }
-
-    @router.get("/transfers/{reference}")
-    async def read_transfer(reference: str, ledger: LedgerDep) -> dict[str, object]:
-        row = await ledger.find_transfer(reference)
-        if row is None:
-            raise SandboxError(404, "TRANSFER_NOT_FOUND", "no transfer has this reference")
-        return view(row)
-
-    @router.get("/admin/totals")
-    async def totals(ledger: LedgerDep) -> dict[str, object]:
-        return await ledger.totals()
-
-    return router

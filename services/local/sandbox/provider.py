@@ -35,17 +35,16 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import Field
 
+from services.local.sandbox.app import create_sandbox_app
 from services.local.sandbox.common import (
     CamelModel,
-    Connection,
-    Database,
     SandboxError,
     checked_amount,
-    create_sandbox_app,
     json_body,
     timestamp,
     utc_now,
 )
+from services.local.sandbox.database import Connection, Database
 from services.local.sandbox.pricing import (
     DEFAULT_CURRENCIES,
     CurrencySpec,

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from services.local.sandbox.pricing import DEFAULT_CURRENCIES
-from services.local.sandbox.provider import ProviderConfig, create_app
+from services.local.sandbox.provider import create_app
+from services.local.sandbox.provider_quotes import ProviderConfig
 from services.settings import Settings
 from tests.integration.sandboxes import (
     EXECUTE_SCOPE,

@@ -12,6 +12,7 @@ from decimal import Decimal
 from fastapi import FastAPI
 
 from services.local.sandbox import bank, chain, provider
+from services.local.sandbox.provider_quotes import ProviderConfig
 from services.local.sandbox.server import run
 from services.logs import configure_logging
 from services.settings import Settings
@@ -24,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("sandbox", choices=sorted(DEFAULT_PORTS))
     parser.add_argument("--port", type=int, help="default: provider 8101, bank 8102, chain 8103")
     pricing = parser.add_argument_group("provider")
-    defaults = provider.ProviderConfig()
+    defaults = ProviderConfig()
     pricing.add_argument("--seed", type=int, default=defaults.seed, help="random walk seed")
     pricing.add_argument(
         "--volatility-scale",
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_app(args: argparse.Namespace, settings: Settings) -> FastAPI:
     if args.sandbox == "provider":
-        config = provider.ProviderConfig(
+        config = ProviderConfig(
             seed=args.seed,
             volatility_scale=args.volatility_scale,
             spread_bps=args.spread_bps,

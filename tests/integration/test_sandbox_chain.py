@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.local.sandbox.chain import ChainConfig, base58, create_app
+from services.local.sandbox.chain import create_app
+from services.local.sandbox.chain_ledger import ChainConfig, base58
 from services.settings import Settings
 from tests.integration.sandboxes import fund_wallet, in_process, set_faults, totals
 

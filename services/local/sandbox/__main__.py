@@ -12,6 +12,7 @@ from decimal import Decimal
 from fastapi import FastAPI
 
 from services.local.sandbox import bank, chain, provider
+from services.local.sandbox.chain_ledger import ChainConfig
 from services.local.sandbox.provider_quotes import ProviderConfig
 from services.local.sandbox.server import run
 from services.logs import configure_logging
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     wallets = parser.add_argument_group("chain")
     wallets.add_argument(
         "--networks",
-        default=",".join(chain.ChainConfig().networks),
+        default=",".join(ChainConfig().networks),
         help="comma-separated networks",
     )
     return parser.parse_args(argv)
@@ -60,7 +61,7 @@ def build_app(args: argparse.Namespace, settings: Settings) -> FastAPI:
     if args.sandbox == "bank":
         return bank.create_app(settings)
     networks = tuple(name.strip() for name in args.networks.split(",") if name.strip())
-    return chain.create_app(settings, chain.ChainConfig(networks=networks))
+    return chain.create_app(settings, ChainConfig(networks=networks))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -822,7 +822,7 @@ def stop_services(state_dir: Path = RUN) -> None:
     """The system deploy/local/run started, foreground or detached: first its supervisor (which
     stops its children and would otherwise restart them), then any child it left behind (a
     supervisor killed with SIGKILL cannot stop them; their pid files are under `pids/`)."""
-    from services.local.supervision import Places, supervisor_pid  # noqa: PLC0415 - needs the venv
+    from services.local.places import Places, supervisor_pid  # noqa: PLC0415 - needs the venv
 
     places = Places(state_dir)
     pid = supervisor_pid(places)
@@ -888,7 +888,7 @@ def postgres_pid() -> int | None:
 def system_status(state_dir: Path) -> dict[str, Any] | None:
     """The supervisor and each process it runs: pid, state, uptime, restarts, last exit and
     health (a heartbeat's age and what it finds down, or the answer of a /health URL)."""
-    from services.local.supervision import Places, read_state, supervisor_pid  # noqa: PLC0415
+    from services.local.places import Places, read_state, supervisor_pid  # noqa: PLC0415
     from services.vitals import read_heartbeat  # noqa: PLC0415
 
     places = Places(state_dir)
@@ -949,7 +949,7 @@ def http_health(url: str) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    from services.local.supervision import format_duration  # noqa: PLC0415
+    from services.local.processes import format_duration  # noqa: PLC0415
 
     return "-" if seconds is None else format_duration(seconds)
 

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import typer
 
-from services.local.supervision import Places
+from services.local.places import Places
 
 SHOWN_IDS = ("request_id", "trace_id", "command_id", "event_id")
 """The ids a readable line ends with (the order's own is the same on every line)."""

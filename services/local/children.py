@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from services.kafka_acls import Principal, password_file
-from services.local.supervision import RUN, Child
+from services.local.places import RUN
+from services.local.processes import Child
 from services.settings import Settings
 
 KAFKA_CREDENTIALS = ("OTC_KAFKA_USERNAME", "OTC_KAFKA_PASSWORD")

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import httpx
 
-from services.local.supervision import SECRETS
+from services.local.places import SECRETS
 from services.resources.port import Network
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings

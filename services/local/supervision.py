@@ -15,6 +15,9 @@ Metrics: given a base port, the supervisor serves its own (restarts, which child
 and gives each child that serves metrics the next free port (`OTC_METRICS_PORT`), kept across
 its restarts; where every process's metrics are is written to `.run/prometheus/targets.json`
 after every change, for Prometheus's file discovery (deploy/prometheus/prometheus.yml).
+
+Here: the restart policy and the `Supervisor`. Where the state is kept and reading it back:
+places.py; a child, how it is started and how it ended: processes.py.
 """
 
 from __future__ import annotations
@@ -25,56 +28,17 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from services.local.places import Places
+from services.local.processes import Child, Exit, Spawn, signal_name, spawn_python
 from services.local.scrape_targets import Target, free_port_after, write_targets
 from services.metrics import SUPERVISOR_RESTARTS, SUPERVISOR_UP
 from services.vitals import read_heartbeat
-
-ROOT = Path(__file__).resolve().parents[2]
-RUN = ROOT / ".run"
-"""The local run's state, logs and generated secrets (ignored by git)."""
-SECRETS = RUN / "secrets"
-
-
-@dataclass
-class Places:
-    """Where the supervisor keeps its state: by default under `.run/`."""
-
-    root: Path = RUN
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def pids(self) -> Path:
-        return self.root / "pids"
-
-    @property
-    def heartbeats(self) -> Path:
-        return self.root / "heartbeats"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "supervisor.json"
-
-    @property
-    def supervisor_pid(self) -> Path:
-        return self.root / "supervisor.pid"
-
-    @property
-    def supervisor_log(self) -> Path:
-        return self.logs / "supervisor.log"
-
-    @property
-    def metrics_targets(self) -> Path:
-        return self.root / "prometheus" / "targets.json"
 
 
 @dataclass(frozen=True)
@@ -94,113 +58,6 @@ class RestartPolicy:
 
     def at_maximum(self, failures: int) -> bool:
         return self.ceiling(failures) >= self.maximum
-
-
-class Running(Protocol):
-    """What the supervisor needs of a started process (a `subprocess.Popen`)."""
-
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    def poll(self) -> int | None: ...
-
-    def send_signal(self, sig: int) -> None: ...
-
-    def wait(self, timeout: float | None = None) -> int: ...
-
-
-Spawn = Callable[[list[str], dict[str, str], Path], Running]
-
-
-def spawn_python(argv: list[str], env: dict[str, str], log_path: Path) -> Running:
-    """`python ARGV...` in its own session (a Ctrl-C reaches the supervisor only), output to
-    its log file."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(  # noqa: S603 - our own modules, fixed interpreter
-            [sys.executable, *argv],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-@dataclass
-class Exit:
-    code: int | None
-    signal: str | None
-    at: float
-    uptime: float
-
-    def describe(self) -> str:
-        how = f"killed by {self.signal}" if self.signal else f"exit {self.code}"
-        return f"{how} after {format_duration(self.uptime)}"
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    kind: str = ""
-    address: str = ""
-    health_url: str | None = None
-    ready_text: str | None = None
-    heartbeat: bool = False
-    environ: Callable[[dict[str, str]], dict[str, str]] | None = None
-    """Its environment, made from the supervisor's (supervisor.py: its own Kafka credentials)."""
-    metrics: bool = False
-    """Serves metrics on a port the supervisor gives it (`OTC_METRICS_PORT`)."""
-    metrics_address: str | None = None
-    """`host:port` of its metrics, if it serves them on a port of its own (the gateway)."""
-    metrics_port: int | None = None
-    process: Running | None = None
-    restarts: int = 0
-    failures: int = 0
-    started_at: float = 0.0
-    started_wall: float = 0.0
-    last_exit: Exit | None = None
-    next_start: float | None = None
-
-    def __post_init__(self) -> None:
-        self.kind = self.kind or self.name
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    def state(self) -> str:
-        if self.alive():
-            return "running"
-        if self.next_start is not None:
-            return "restarting"
-        return "stopped"
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:  # noqa: PLR2004 - a minute
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:  # noqa: PLR2004 - an hour
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def signal_name(code: int | None) -> str | None:
-    if code is None or code >= 0:
-        return None
-    with contextlib.suppress(ValueError):
-        return signal.Signals(-code).name
-    return f"signal {-code}"
 
 
 @dataclass
@@ -382,26 +239,3 @@ class Supervisor:
             "heartbeat": str(self.heartbeat_path(child)) if child.heartbeat else None,
             "log": str(self.log_path(child)),
         }
-
-
-def read_state(places: Places) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = json.loads(places.state.read_text())
-    except (OSError, ValueError):
-        return None
-    return found
-
-
-def supervisor_pid(places: Places) -> int | None:
-    """The pid of a live supervisor using these places, judged by its command line."""
-    try:
-        pid = int(places.supervisor_pid.read_text().strip() or "0")
-    except (OSError, ValueError):
-        return None
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if pid <= 0 or not cmdline.exists():
-        return None
-    with contextlib.suppress(OSError):
-        if b"services.local.supervisor" in cmdline.read_bytes():
-            return pid
-    return None

@@ -33,15 +33,9 @@ from services.local.children import core, gateway, sandboxes
 from services.local.demo import demo_once, saved_demo
 from services.local.demo_hints import print_demo, print_keys
 from services.local.money import provider_token, set_up_money
-from services.local.supervision import (
-    ROOT,
-    SECRETS,
-    Child,
-    Places,
-    RestartPolicy,
-    Supervisor,
-    supervisor_pid,
-)
+from services.local.places import ROOT, SECRETS, Places, supervisor_pid
+from services.local.processes import Child
+from services.local.supervision import RestartPolicy, Supervisor
 from services.local.webhook_settings import local_webhook_env
 from services.metrics import SUPERVISOR, expose
 from services.settings import Settings

@@ -46,7 +46,7 @@ from services.cli.audit import republish_range
 from services.cli.check import conservation, reconcile_report
 from services.engine.event_store import open_orders
 from services.local.demo import DemoCustomer, DemoData, load_demo
-from services.local.supervision import Places, read_state
+from services.local.places import Places, read_state
 from services.settings import Settings
 from tests.infra import ThrowawayKafka, ThrowawayPostgres, free_port
 from tests.support import Process

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from services import kafka
 from services.local.demo import DemoData, load_demo
-from services.local.supervision import Places, read_state
+from services.local.places import Places, read_state
 from services.settings import Settings
 from services.webhooks.signing import new_box_key
 from tests.conftest import drop_database, unique_name

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from services.cli import app as otc
 from services.cli.logs import order_lines, read_lines
 from services.local.demo import IBANS
-from services.local.supervision import RUN, read_state
+from services.local.places import RUN, read_state
 from tests.e2e.conftest import System, free_port, new_key
 from tests.e2e.test_api import buy_body
 from tests.support import eventually, secrets_in

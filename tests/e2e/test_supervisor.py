@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from services.local.supervision import Places, read_state, supervisor_pid
+from services.local.places import Places, read_state, supervisor_pid
 from services.settings import Settings
 from tests.conftest import unique_name
 from tests.e2e.conftest import system_settings

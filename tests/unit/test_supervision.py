@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from services.local.children import core
+from services.local.places import Places
+from services.local.processes import Child, Running
 from services.local.scrape_targets import free_port_after
-from services.local.supervision import Child, Places, RestartPolicy, Running, Supervisor
+from services.local.supervision import RestartPolicy, Supervisor
 from services.metrics import SUPERVISOR_RESTARTS, SUPERVISOR_UP
 from services.settings import Settings
 from tests.metric_values import value_of

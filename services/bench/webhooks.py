@@ -29,8 +29,9 @@ from services.bench.tools import percentile, scratch_database
 from services.settings import Settings
 from services.webhooks.endpoints import WebhookEndpoints
 from services.webhooks.model import Claim, Outcome, WebhookEvent
+from services.webhooks.poster import HttpPoster
 from services.webhooks.schedule import Answer, RetrySchedule
-from services.webhooks.sender import HttpPoster, Sender, SenderPolicy
+from services.webhooks.sender import Sender, SenderPolicy
 from services.webhooks.signing import SecretBox, new_box_key
 from services.webhooks.ssrf import UrlGuard
 from services.webhooks.store import PostgresWebhookStore

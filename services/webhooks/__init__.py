@@ -10,7 +10,8 @@ order.
 - `store`: endpoints, events and deliveries in PostgreSQL (schema `webhooks`), and its fake.
 - `endpoints`: the use cases of endpoint management (the gateway's routes and the CLI).
 - `dispatcher`: order events from Kafka -> one delivery per matching endpoint.
-- `sender`: due deliveries -> HTTP POSTs, bounded per endpoint and overall.
+- `sender`: due deliveries -> HTTP POSTs, bounded per endpoint and overall; `poster`: the POST
+  itself, only where `ssrf` allows.
 - `views`: the public order view at an event's version, from the event store.
 - `__main__`: the dispatcher process; `local`: its settings in the local run.
 - `receiver`: a local receiver (to try webhooks, for tests and the benchmark); `cli`: `otc

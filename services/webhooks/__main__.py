@@ -30,8 +30,9 @@ from services.resilience import Backoff, Dependency, Outages, consume_batch
 from services.settings import Settings
 from services.vitals import process_name, vitals_running
 from services.webhooks.dispatcher import NAME, Dispatcher, LoadViews
+from services.webhooks.poster import HttpPoster
 from services.webhooks.schedule import RetrySchedule
-from services.webhooks.sender import HttpPoster, Post, Sender, SenderPolicy
+from services.webhooks.sender import Post, Sender, SenderPolicy
 from services.webhooks.signing import SecretBox
 from services.webhooks.ssrf import UrlGuard
 from services.webhooks.store import PostgresWebhookStore, WebhookStore

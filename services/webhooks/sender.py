@@ -6,7 +6,8 @@ the delivery's webhook-id, stamped with the time of this attempt and signed by e
 endpoint signs with now. What the answer means is the schedule's business
 (services/webhooks/schedule.py); the outcome is recorded under the lease. When the sender dies
 mid-attempt the lease runs out and the delivery is sent again: the same id and body, a new
-timestamp and signature, as the specification wants for a retry.
+timestamp and signature, as the specification wants for a retry. The POST itself (connection
+pools, the SSRF guard, reading the answer) is services/webhooks/poster.py's.
 """
 
 from __future__ import annotations
@@ -16,35 +17,23 @@ import contextlib
 import logging
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-
-import httpcore
 
 from services import metrics
 from services.dead_letters import summarise
 from services.resilience import INFRASTRUCTURE_ERRORS
 from services.webhooks.model import Claim, Disable, Outcome
-from services.webhooks.schedule import (
-    Answer,
-    Delivered,
-    GiveUp,
-    RetryAt,
-    RetrySchedule,
-    parse_retry_after,
-)
+from services.webhooks.schedule import Answer, Delivered, GiveUp, RetryAt, RetrySchedule
 from services.webhooks.signing import SecretBox, webhook_headers
-from services.webhooks.ssrf import GuardedBackend, UrlGuard, UrlNotAllowedError, parse_endpoint_url
 from services.webhooks.store import WebhookStore
 
 log = logging.getLogger(__name__)
 
 Post = Callable[[str, dict[str, str], bytes], Awaitable[Answer]]
-"""(url, headers, body) -> what came back."""
+"""(url, headers, body) -> what came back (services/webhooks/poster.py's `HttpPoster`)."""
 
-RESPONSE_BYTES_READ = 64 * 1024
 COALESCE_SECONDS = 0.005
 """While attempts are in flight, a wake-up waits this long so that one claim serves several."""
 SETTLE_TRIES = 5
@@ -69,88 +58,6 @@ class SenderPolicy:
         attempts of a sender that died hold their places: counted against their endpoint's
         bound, and holding their orders' later events."""
         return timedelta(seconds=self.timeout_seconds + LEASE_MARGIN_SECONDS)
-
-
-class HttpPoster:
-    """POSTs through httpcore connection pools whose connections go only where the guard
-    allows: https anywhere public, plain http to loopback only (when allowed). Redirects are not
-    followed (a 3xx is a failed attempt); at most 64 KiB of an answer is read.
-
-    One small pool per endpoint URL, of `per_url` connections (the bound per endpoint): it keeps
-    each receiver's connections alive between attempts, and keeps httpcore's pool bookkeeping,
-    which grows with the square of a pool's connections, cheap. The least recently used pools
-    beyond `max_pools` are closed."""
-
-    def __init__(
-        self,
-        guard: UrlGuard,
-        *,
-        timeout_seconds: float,
-        per_url: int,
-        max_pools: int = 512,
-    ) -> None:
-        self.timeout_seconds = timeout_seconds
-        self._per_url = per_url
-        self._max_pools = max_pools
-        self._https = GuardedBackend(guard, plain_http=False)
-        self._http = GuardedBackend(guard, plain_http=True)
-        self._pools: OrderedDict[str, httpcore.AsyncConnectionPool] = OrderedDict()
-        self._closing: set[asyncio.Task[None]] = set()
-
-    def _pool(self, url: str, scheme: str) -> httpcore.AsyncConnectionPool:
-        pool = self._pools.get(url)
-        if pool is None:
-            pool = httpcore.AsyncConnectionPool(
-                max_connections=self._per_url,
-                keepalive_expiry=30.0,
-                network_backend=self._http if scheme == "http" else self._https,
-            )
-            self._pools[url] = pool
-            while len(self._pools) > self._max_pools:
-                _, evicted = self._pools.popitem(last=False)
-                task = asyncio.create_task(evicted.aclose())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
-        self._pools.move_to_end(url)
-        return pool
-
-    async def __call__(self, url: str, headers: dict[str, str], body: bytes) -> Answer:
-        try:
-            target = parse_endpoint_url(url)
-            pool = self._pool(url, target.scheme)
-            async with asyncio.timeout(self.timeout_seconds):
-                return await self._post(pool, url, headers, body)
-        except UrlNotAllowedError as refused:
-            return Answer(None, f"not sent: {refused}")
-        except TimeoutError:
-            return Answer(None, f"no answer within {self.timeout_seconds:g} s")
-        except httpcore.ConnectError as error:
-            return Answer(None, f"could not connect: {error or 'refused'}")
-        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as error:
-            return Answer(None, f"{type(error).__name__}: {error}"[:500])
-
-    async def _post(
-        self, pool: httpcore.AsyncConnectionPool, url: str, headers: dict[str, str], body: bytes
-    ) -> Answer:
-        async with pool.stream(
-            "POST", url, headers=list(headers.items()), content=body
-        ) as response:
-            read = 0
-            async for chunk in response.aiter_stream():
-                read += len(chunk)
-                if read >= RESPONSE_BYTES_READ:
-                    break
-            retry_after = None
-            for name, value in response.headers:
-                if name.lower() == b"retry-after":
-                    retry_after = parse_retry_after(value.decode("latin-1"), datetime.now(UTC))
-            status = response.status
-        error = None if 200 <= status < 300 else f"HTTP {status}"  # noqa: PLR2004 - the 2xx range
-        return Answer(status, error, retry_after)
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), OrderedDict()
-        await asyncio.gather(*(pool.aclose() for pool in pools), *self._closing)
 
 
 class Sender:

@@ -22,7 +22,7 @@ from services.adapters.fakes import FakeChain, FakeLedger, FakePricing, FakeWall
 from services.dead_letters import DeadLetter
 from services.engine import __main__ as engine
 from services.engine.event_store import Orders
-from services.engine.service import CommandProcessor
+from services.engine.processor import CommandProcessor
 from services.resilience import Outages
 from services.resources.fake import InMemoryResourceDirectory
 from services.settings import Settings

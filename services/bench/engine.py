@@ -39,7 +39,7 @@ from services.command_client import CommandClient
 from services.commanding import new_command
 from services.engine.__main__ import policy_of
 from services.engine.event_store import open_orders
-from services.engine.service import CommandProcessor
+from services.engine.processor import CommandProcessor
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 

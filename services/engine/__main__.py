@@ -22,7 +22,8 @@ from services import kafka
 from services.contracts import DeadLetterBody, ReplyEnvelope
 from services.engine.event_store import open_orders
 from services.engine.handlers import Policy
-from services.engine.service import CommandProcessor, EngineService, Send
+from services.engine.processor import CommandProcessor
+from services.engine.service import EngineService, Send
 from services.logs import configure_logging
 from services.metrics import ENGINE, serve_metrics, stage_took
 from services.producers import RenewingProducer

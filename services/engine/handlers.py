@@ -9,7 +9,8 @@ events pending on the order it returns.
 `decide` runs one command of a batch through its entry: who may send it first, then the
 idempotency key (domain/idempotency.py has the rule), a redelivery answered from the version it
 reached, and otherwise the handler. Nothing here does I/O but reading an old version of an order
-for a redelivery's answer; saving and replying are services/engine/service.py's.
+for a redelivery's answer; saving is services/engine/processor.py's, replying
+services/engine/service.py's.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from services.adapters.fakes import FakePricing, FakeWalletBalances
 from services.contracts import EventEnvelope
 from services.engine.__main__ import policy_of
 from services.engine.event_store import open_orders
-from services.engine.service import CommandProcessor
+from services.engine.processor import CommandProcessor
 from services.relay.relay import envelope_of
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings

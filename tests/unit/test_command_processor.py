@@ -24,7 +24,7 @@ from services.commanding import new_command
 from services.contracts import ReplyEnvelope
 from services.engine.event_store import Orders
 from services.engine.handlers import Policy
-from services.engine.service import CommandProcessor
+from services.engine.processor import CommandProcessor
 from services.resources.fake import InMemoryResourceDirectory
 from tests.support import Orderer
 from tests.unit.strategies import LIMITS, T0

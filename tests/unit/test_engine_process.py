@@ -24,7 +24,7 @@ from services.contracts import CORRELATION_ID, REPLY_TO, TRACE_ID, CommandEnvelo
 from services.engine.__main__ import build
 from services.engine.event_store import Orders
 from services.engine.handlers import Policy
-from services.engine.service import CommandProcessor
+from services.engine.processor import CommandProcessor
 from services.metrics import ENGINE_COMMANDS
 from services.resilience import Outages
 from services.resources.fake import InMemoryResourceDirectory

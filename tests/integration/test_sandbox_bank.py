@@ -166,6 +166,20 @@ async def test_funding_with_a_reference_happens_once(bank: httpx.AsyncClient) ->
     assert await balance(bank, account) == Decimal("25.00")
 
 
+async def test_a_funding_reference_reused_with_another_amount_is_a_conflict(
+    bank: httpx.AsyncClient,
+) -> None:
+    account = uuid.uuid4()
+    await bank.post(f"/admin/accounts/{account}/fund", json={"amount": "25.00", "reference": "s2"})
+
+    response = await bank.post(
+        f"/admin/accounts/{account}/fund", json={"amount": "26.00", "reference": "s2"}
+    )
+
+    assert (response.status_code, response.json()["code"]) == (409, "REFERENCE_CONFLICT")
+    assert await balance(bank, account) == Decimal("25.00")
+
+
 async def test_concurrent_repeats_of_one_reference_book_it_once(bank: httpx.AsyncClient) -> None:
     customer, treasury = await funded(bank, "100.00", "0")
     request = transfer("o9:debit", customer, treasury, "60.00")

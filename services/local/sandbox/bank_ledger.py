@@ -24,7 +24,7 @@ from services.local.sandbox.common import (
     money,
 )
 from services.local.sandbox.database import Connection
-from services.local.sandbox.ledger import Ledger, refusals_ddl
+from services.local.sandbox.ledger import Ledger, funding_reused, refusals_ddl
 
 SCHEMA = "sandbox_bank"
 PLACES = 2
@@ -187,11 +187,7 @@ class Bank(Ledger[TransferRequest]):
         )
         found = await cursor.fetchone()
         if found is None or (found["account_id"], found["amount"]) != (account_id, amount):
-            raise SandboxError(
-                409,
-                "REFERENCE_CONFLICT",
-                "this reference was used for a different funding",
-            )
+            raise funding_reused()
 
     async def totals(self) -> dict[str, object]:
         async with self._db.connection() as conn:

@@ -23,7 +23,7 @@ from services.local.sandbox.common import (
     money,
 )
 from services.local.sandbox.database import Connection, Database
-from services.local.sandbox.ledger import Ledger, refusals_ddl
+from services.local.sandbox.ledger import Ledger, funding_reused, refusals_ddl
 
 SCHEMA = "sandbox_chain"
 PLACES = 6
@@ -252,11 +252,7 @@ class Chain(Ledger[TransferRequest]):
         )
         found = await cursor.fetchone()
         if found is None or (found["network"], found["address"], found["amount"]) != funding:
-            raise SandboxError(
-                409,
-                "REFERENCE_CONFLICT",
-                "this reference was used for a different funding",
-            )
+            raise funding_reused()
 
     async def totals(self) -> dict[str, object]:
         async with self._db.connection() as conn:

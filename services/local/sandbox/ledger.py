@@ -58,6 +58,12 @@ async def remember_refusal(
     )
 
 
+def funding_reused() -> SandboxError:
+    """A funding's reference used again with another account, wallet or amount."""
+    message = "this reference was used for a different funding"
+    return SandboxError(409, "REFERENCE_CONFLICT", message)
+
+
 class Ledger(ABC, Generic[Transfer]):
     schema: str
     transfers_lock: str

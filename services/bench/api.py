@@ -24,6 +24,8 @@ import httpx
 import psycopg
 import typer
 
+from services.bench import cpu
+from services.bench.cpu import CpuUse
 from services.bench.tools import percentile
 from services.local.demo import DemoCustomer, saved_demo
 from services.relay.relay import RELAY_NAME
@@ -51,6 +53,7 @@ class Phase:
     seconds: float = 0.0
     relay_lag: list[float] = field(default_factory=list)
     projection_lag: list[float] = field(default_factory=list)
+    cpu: CpuUse | None = None
 
     def timed(self, route: str, started: float, response: httpx.Response) -> None:
         self.latencies[route].append(time.perf_counter() - started)
@@ -75,6 +78,12 @@ class Phase:
             f"  projection lag p50 {ms(self.projection_lag, 0.5)}"
             f"  p99 {ms(self.projection_lag, 0.99)}  (20 ms sampling)"
         )
+        if self.cpu is not None:
+            every = "every process of the system, Kafka, PostgreSQL"
+            line = self.cpu.describe(
+                self.completed, child="", own="the bench", per="complete order", rest=every
+            )
+            out.append(f"  {line}")
         return out
 
 
@@ -183,9 +192,11 @@ async def lifecycle(desk: Desk, phase: Phase) -> None:
 
 async def measured(desk: Desk, phase: Phase, work: Callable[[], Awaitable[None]]) -> Phase:
     desk.observer.phase = phase
+    before = cpu.sample()
     started = time.perf_counter()
     await work()
     phase.seconds = time.perf_counter() - started
+    phase.cpu = CpuUse.between(before, cpu.sample(), phase.seconds)
     desk.observer.phase = None
     return phase
 

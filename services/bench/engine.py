@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +34,8 @@ from domain.movements import Party
 from domain.order import Side
 from services import kafka
 from services.adapters.fakes import FakePricing, FakeWalletBalances
+from services.bench import cpu
+from services.bench.cpu import CpuUse
 from services.bench.tools import percentile, scratch_database
 from services.command_client import CommandClient
 from services.commanding import new_command
@@ -176,6 +178,7 @@ class Run:
     seconds: float
     latencies: list[float]
     stages: dict[str, list[float]] = field(default_factory=dict)
+    cpu: CpuUse | None = None
 
     @property
     def rate(self) -> float:
@@ -196,6 +199,13 @@ class Run:
             for name, values in self.stages.items()
             if values
         )
+
+
+async def with_cpu(run: Awaitable[Run], child_pid: int | None = None) -> Run:
+    """`run`, with the CPU the machine, the child and this process spent on it."""
+    before = cpu.sample(child_pid)
+    done = await run
+    return replace(done, cpu=CpuUse.between(before, cpu.sample(child_pid), done.seconds))
 
 
 def ms(values: list[float], q: float) -> str:
@@ -311,7 +321,9 @@ class EngineFigures:
             f"workload: {self.workload}; {self.concurrency} orders in flight",
             f"engine (Kafka in, batched saves, replies on Kafka)  {self.engine.describe()}",
             f"  where the time went, ms p50/p99 by stage:  {self.engine.breakdown()}",
+            *cpu_line(self.engine, child="engine", own="the bench's clients"),
             f"naive  (one load + Application.save per command)    {self.naive.describe()}",
+            *cpu_line(self.naive, child="", own="naive (in the bench's process)"),
             (
                 "ratio  engine / naive at the same concurrency        "
                 f"{self.engine.rate / self.naive.rate:.1f}x"
@@ -323,7 +335,14 @@ class EngineFigures:
                 f"  {self.half_rate.describe()}"
             )
             out.append(f"  where the time went, ms p50/p99 by stage:  {self.half_rate.breakdown()}")
+            out.extend(cpu_line(self.half_rate, child="engine", own="the bench's clients"))
         return out
+
+
+def cpu_line(run: Run, *, child: str, own: str) -> list[str]:
+    if run.cpu is None:
+        return []
+    return [f"  {run.cpu.describe(len(run.latencies), child=child, own=own)}"]
 
 
 async def bench_engine(
@@ -334,7 +353,7 @@ async def bench_engine(
             customer = await make_customer(bench_settings)
             log_path = Path(".run") / "bench-engine.log"
             log_path.parent.mkdir(exist_ok=True)
-            with engine_process(bench_settings, log_path):
+            with engine_process(bench_settings, log_path) as process:
                 async with CommandClient(bench_settings) as client:
 
                     async def send(command: c.Command) -> dict[str, float]:
@@ -349,19 +368,24 @@ async def bench_engine(
                         engine = await all_at_once(client, work, concurrency)
                         half: Run | None = None
                     else:
-                        engine = await closed_loop(send, work, concurrency)
+                        engine = await with_cpu(closed_loop(send, work, concurrency), process.pid)
                         pace = 5 / (engine.rate / 2)
                         count = max(20, min(orders, int(20 / pace)))
-                        half = await closed_loop(
-                            send,
-                            [lifecycle(customer) for _ in range(count)],
-                            concurrency,
-                            pace=pace,
+                        half = await with_cpu(
+                            closed_loop(
+                                send,
+                                [lifecycle(customer) for _ in range(count)],
+                                concurrency,
+                                pace=pace,
+                            ),
+                            process.pid,
                         )
             async with naive_sender(bench_settings, concurrency) as naive_send:
                 await closed_loop(naive_send, [lifecycle(customer) for _ in range(10)], 10)
-                naive = await closed_loop(
-                    naive_send, [lifecycle(customer) for _ in range(naive_orders)], concurrency
+                naive = await with_cpu(
+                    closed_loop(
+                        naive_send, [lifecycle(customer) for _ in range(naive_orders)], concurrency
+                    )
                 )
     workload = (
         "all at once (each order's five commands published together; not the system's pattern)"

@@ -91,6 +91,24 @@ def ms(values: list[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:.1f} ms" if values else "n/a"
 
 
+ENDED = frozenset({"completed", "failed", "cancelled", "expired", "rejected"})
+"""Statuses an order does not leave on its own."""
+
+
+class LifecycleEndedError(RuntimeError):
+    """An order the bench waits for ended in another status (a demo account spent, say)."""
+
+    def __init__(self, order_id: str, status: str, reason: str | None, wanted: str) -> None:
+        because = f" ({reason})" if reason else ""
+        hint = ""
+        if reason == "INSUFFICIENT_FUNDS":
+            hint = (
+                "; the demo customer's EUR account is spent (it is funded once, for about"
+                " 2,500 orders of 100.00): `otc demo load` makes fresh demo customers"
+            )
+        super().__init__(f"order {order_id} ended {status}{because}, not {wanted}{hint}")
+
+
 class Observer:
     """One PostgreSQL connection polled every `interval` seconds: the positions of the event
     store, the relay and the projection (their lags: how long after the store reached a
@@ -131,20 +149,25 @@ class Observer:
                     if view > projected:
                         self.phase.projection_lag.append(now - first_at(seen, view, now))
                 relayed, projected = max(relayed, relay), max(projected, view)
-                await self._statuses(conn)
+                await self.statuses(conn)
                 await asyncio.sleep(self.interval)
 
-    async def _statuses(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def statuses(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if not self.waiting:
             return
         cursor = await conn.execute(
-            "SELECT id::text, status FROM order_list WHERE id = ANY(%s::uuid[])",
+            "SELECT id::text, status, view->>'failureReason' FROM order_list"
+            " WHERE id = ANY(%s::uuid[])",
             (list(self.waiting),),
         )
-        for order_id, status in await cursor.fetchall():
+        for order_id, status, reason in await cursor.fetchall():
             wanted = self.waiting.get(order_id)
-            if wanted is not None and wanted[0] == status and not wanted[1].done():
+            if wanted is None or wanted[1].done():
+                continue
+            if wanted[0] == status:
                 wanted[1].set_result(None)
+            elif status in ENDED:
+                wanted[1].set_exception(LifecycleEndedError(order_id, status, reason, wanted[0]))
 
 
 def first_at(seen: list[tuple[int, float]], position: int, now: float) -> float:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from services.bench.api import bench_api
+from services.bench.api import LifecycleEndedError, bench_api
 from services.bench.engine import bench_engine
 from services.bench.provider import bench_provider
 from services.bench.rebuild import bench_rebuild
@@ -67,7 +67,11 @@ def api_command(
     approve latency at half that rate, where their time went, and the relay's and the
     projection's lag."""
     settings = Settings()
-    lines = asyncio.run(bench_api(settings, orders, concurrency))
+    try:
+        lines = asyncio.run(bench_api(settings, orders, concurrency))
+    except LifecycleEndedError as ended:
+        typer.echo(f"otc bench api: {ended}", err=True)
+        raise typer.Exit(1) from None
     for line in lines:
         typer.echo(line)
     if record:

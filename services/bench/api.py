@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -27,7 +28,7 @@ import typer
 from services.bench import cpu
 from services.bench.cpu import CpuUse
 from services.bench.tools import percentile
-from services.local.demo import DemoCustomer, saved_demo
+from services.local.demo import EUR_FUNDING, DemoCustomer, saved_demo
 from services.relay.relay import RELAY_NAME
 from services.settings import Settings
 from services.timings import parse_timing
@@ -91,6 +92,9 @@ def ms(values: list[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:.1f} ms" if values else "n/a"
 
 
+SOURCE_AMOUNT = Decimal("100.00")
+"""What each order of the bench buys USDC with, in EUR."""
+
 ENDED = frozenset({"completed", "failed", "cancelled", "expired", "rejected"})
 """Statuses an order does not leave on its own."""
 
@@ -104,7 +108,8 @@ class LifecycleEndedError(RuntimeError):
         if reason == "INSUFFICIENT_FUNDS":
             hint = (
                 "; the demo customer's EUR account is spent (it is funded once, for about"
-                " 2,500 orders of 100.00): `otc demo load` makes fresh demo customers"
+                f" {EUR_FUNDING / SOURCE_AMOUNT:,.0f} orders of {SOURCE_AMOUNT}):"
+                " `otc demo load` makes fresh demo customers"
             )
         super().__init__(f"order {order_id} ended {status}{because}, not {wanted}{hint}")
 
@@ -191,7 +196,7 @@ async def lifecycle(desk: Desk, phase: Phase) -> None:
             "side": "buy",
             "sourceAccountId": desk.customer.active_account,
             "destinationWalletId": desk.customer.ethereum_wallet,
-            "sourceAmount": "100.00",
+            "sourceAmount": str(SOURCE_AMOUNT),
         },
     )
     phase.timed("quote", started, quoted.raise_for_status())

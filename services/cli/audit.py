@@ -36,7 +36,7 @@ from services.audit.records import StoredLog
 from services.audit.report import Anchor, verify_log, verify_order
 from services.cli.on_store import EXIT_REFUSED, fail
 from services.engine.event_store import Orders, open_orders
-from services.relay.relay import envelope_of
+from services.relay.relay import envelope_of, message_of
 from services.settings import Settings
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit the event store.")
@@ -180,9 +180,9 @@ async def republish_range(settings: Settings, start: int, stop: int) -> int:
             for notification in page:
                 envelope = envelope_of(orders, notification)
                 if envelope is not None:
-                    key = str(envelope.order_id).encode()
+                    key, value, headers = message_of(envelope)  # as the relay sent it
                     deliveries.append(
-                        await producer.send(settings.events_topic, envelope.to_bytes(), key=key)
+                        await producer.send(settings.events_topic, value, key=key, headers=headers)
                     )
             await asyncio.gather(*deliveries)
             count += len(deliveries)

@@ -249,6 +249,11 @@ async def test_a_republished_range_is_seen_again_downstream_and_changes_nothing(
     for r in records:
         by_id.setdefault(json.loads(r.value)["eventId"], set()).add(r.value)
     assert all(len(values) == 1 for values in by_id.values())  # the same bytes again
+    headers: dict[str, set[tuple[tuple[str, bytes], ...]]] = {}
+    for r in records:
+        headers.setdefault(json.loads(r.value)["eventId"], set()).add(tuple(r.headers))
+    assert all(len(kinds) == 1 for kinds in headers.values())  # and the relay's headers
+    assert all(dict(next(iter(kinds))).get("command_id") for kinds in headers.values())
     await caught_up(settings)
     after = (
         stored_order_events(settings),

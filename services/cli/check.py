@@ -24,10 +24,17 @@ from uuid import UUID
 import httpx
 import typer
 
-from domain.movements import Direction, Movement, Party, expected_movements, reconcile
+from domain.movements import (
+    Direction,
+    Expected,
+    Movement,
+    Party,
+    expected_movements,
+    reconcile,
+)
 from domain.order import Order, Side
 from services.adapters.ports import ChainPort, LedgerPort, Transfer, UpstreamError
-from services.engine.event_store import open_orders
+from services.engine.event_store import Orders, open_orders
 from services.resources.store import PostgresResourceDirectory
 from services.settings import Settings
 from services.upstreams import open_money_movers
@@ -52,19 +59,42 @@ async def conservation(settings: Settings) -> dict[str, Any]:
     return report
 
 
-async def reconcile_report(settings: Settings) -> dict[str, Any]:
-    """The reconciliation: expectations from the event store, movements from the statements."""
+class KeptHistories:
+    """Every order's history, folded, and the movements it implies, from the event store's
+    notification log: all of it the first time, then only the notifications after the last one
+    read, and only the orders they name are folded again. `otc check reconcile` reads all of it
+    each time; the monitor keeps one between its checks (services/monitor/watch.py)."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.histories: dict[UUID, list[Order.Event]] = {}
+        self.folded: dict[UUID, Order] = {}
+        self.expected: dict[UUID, list[Expected]] = {}
+
+    def refresh(self, orders: Orders) -> set[UUID]:
+        """Read what came since the last refresh; the orders it changed."""
+        events, self.position = orders.order_events_after(self.position)
+        for event in events:
+            self.histories.setdefault(event.originator_id, []).append(event)
+        changed = {event.originator_id for event in events}
+        for order_id in changed:
+            history = self.histories[order_id]
+            self.folded[order_id] = fold(history)
+            self.expected[order_id] = expected_movements(self.folded[order_id], history)
+        return changed
+
+
+async def reconcile_report(settings: Settings, kept: KeptHistories | None = None) -> dict[str, Any]:
+    """The reconciliation: expectations from the event store (`kept` from an earlier report, or
+    read whole), movements from the statements."""
+    kept = KeptHistories() if kept is None else kept
     orders = open_orders(settings)
     try:
-        histories = await asyncio.to_thread(orders.order_histories)
+        await asyncio.to_thread(kept.refresh, orders)
     finally:
         orders.close()
-    folded = {order_id: fold(events) for order_id, events in histories.items()}
-    expected = [
-        expectation
-        for order_id, events in histories.items()
-        for expectation in expected_movements(folded[order_id], events)
-    ]
+    folded = kept.folded
+    expected = [expectation for found in kept.expected.values() for expectation in found]
     async with (
         PostgresResourceDirectory(settings) as resources,
         open_money_movers(settings) as (ledger, chain),

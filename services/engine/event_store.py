@@ -117,19 +117,23 @@ class Orders(Application[UUID]):
             for row in rows
         ]
 
-    def order_histories(self, page_size: int = 1000) -> dict[UUID, list[Order.Event]]:
-        """Every order's events, in version order, read from the notification log in pages."""
-        histories: dict[UUID, list[Order.Event]] = {}
-        position = 1
+    def order_events_after(
+        self, position: int = 0, page_size: int = 1000
+    ) -> tuple[list[Order.Event], int]:
+        """Every order event after notification `position`, in the log's order (so each order's
+        in version order), read in pages; and the position of the last notification read
+        (`position` itself when there is none after it)."""
+        events: list[Order.Event] = []
         while True:
-            page = self.recorder.select_notifications(start=position, limit=page_size)
+            page = self.recorder.select_notifications(start=position + 1, limit=page_size)
             for notification in page:
                 event = self.mapper.to_domain_event(notification)
                 if isinstance(event, Order.Event):
-                    histories.setdefault(event.originator_id, []).append(event)
+                    events.append(event)
+            if page:
+                position = page[-1].id
             if len(page) < page_size:
-                return histories
-            position = page[-1].id + 1
+                return events, position
 
     def notifications(self, after: int, upto: int, limit: int) -> list[Notification]:
         """At most `limit` notifications after position `after`, up to `upto` included: the

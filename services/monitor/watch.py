@@ -4,7 +4,8 @@
   event store, in events and in seconds (the age of the oldest event each has not handled);
   each consumer group's lag by its committed offsets; the dead letters not replayed yet;
 - every `OTC_MONITOR_CHECK_INTERVAL_SECONDS`: the money checks of `otc check` (reconcile and
-  conservation), their result and when they last ran.
+  conservation), their result and when they last ran; the reconciliation keeps the orders'
+  histories between checks and reads only the events since the last one.
 
 Each dead-letter count and money check is also kept in PostgreSQL as the last finding
 (services/monitor/results.py), for the operator console.
@@ -21,12 +22,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from services import metrics
-from services.cli.check import conservation, reconcile_report
+from services.cli.check import KeptHistories, conservation, reconcile_report
 from services.dead_letters import summarise
 from services.engine.event_store import Orders
 from services.gateway.readiness import KafkaLags, StoreLags
@@ -61,6 +62,8 @@ class Watch:
     kafka: KafkaLags
     outages: Outages
     results: MonitorResults | None = None
+    kept: KeptHistories = field(default_factory=KeptHistories)
+    """The orders' histories, kept between checks: each check reads only what came since."""
 
     def groups(self) -> dict[str, str]:
         s = self.settings
@@ -94,7 +97,7 @@ class Watch:
             await self.keep(DEAD_LETTERS + topic, ok=waiting == 0, detail={"waiting": waiting})
 
     async def reconciliation(self) -> None:
-        report = await reconcile_report(self.settings)
+        report = await reconcile_report(self.settings, self.kept)
         metrics.CHECK_OK.labels("reconcile").set(1 if report["reconciled"] else 0)
         metrics.CHECK_MISMATCHES.set(len(report["mismatches"]))
         metrics.CHECK_LAST_RUN.labels("reconcile").set(time.time())

@@ -13,6 +13,7 @@ from domain.movements import (
     Party,
     expected_movements,
     parse_reference,
+    rechecked,
     reconcile,
     reference,
 )
@@ -169,3 +170,47 @@ def test_references_parse_back_legacy_refunds_as_their_first_attempt() -> None:
     assert parse_reference(f"{order_id}-debit-1") is None
     assert parse_reference(f"{order_id}-payout") is None
     assert parse_reference("not-ours") is None
+
+
+def folded(events: list[Order.Event]) -> Order:
+    order: Order | None = None
+    for event in events:
+        order = event.mutate(order)
+    assert order is not None
+    return order
+
+
+def test_a_payout_booked_after_the_histories_were_read_is_in_flight_not_a_mismatch() -> None:
+    order = completed_buy()
+    events = history(order)
+    read_early = events[: next(i for i, e in enumerate(events) if isinstance(e, Order.Approved))]
+    booked = ledgers_of(order)  # read after the order was approved and paid
+    first = reconcile(expected_movements(folded(read_early), read_early), booked, {order.id})
+    again = reconcile(expected_movements(order, events), booked, {order.id})
+
+    assert [(m.problem, m.unasked) for m in first] == [
+        ("held, but the order's history never asked for it", True)
+    ]
+    assert rechecked(first, again) == []
+
+
+def test_a_stray_transfer_stays_a_mismatch_when_judged_again() -> None:
+    order = completed_buy()
+    booked = ledgers_of(order) | {
+        "coffee": Movement(Party.EUR_TREASURY, Decimal("3.5"), None, None)
+    }
+    first = reconcile(expected_movements(order, history(order)), booked, {order.id})
+
+    assert [m.problem for m in rechecked(first, list(first))] == [
+        "held by eur-treasury for no order"
+    ]
+
+
+def test_only_a_movement_held_unasked_for_is_judged_again() -> None:
+    order = completed_buy()
+    booked = {k: v for k, v in ledgers_of(order).items() if "debit" not in k}
+    first = reconcile(expected_movements(order, history(order)), booked, {order.id})
+
+    assert [m.problem for m in rechecked(first, [])] == [
+        "recorded as done but not held by eur-treasury"
+    ]
